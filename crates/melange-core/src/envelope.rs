@@ -1,0 +1,201 @@
+//! What travels through a backend: outgoing messages and received envelopes.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The backend's token for one delivery of a message, used to acknowledge it or change its
+/// visibility. Cheap to clone.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ReceiptHandle(Arc<str>);
+
+impl ReceiptHandle {
+    /// Wraps a backend's receipt.
+    pub fn new(receipt: impl Into<Arc<str>>) -> Self {
+        Self(receipt.into())
+    }
+
+    /// The receipt as the backend gave it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ReceiptHandle {
+    // Receipts are long opaque strings; the tail is enough to tell them apart in logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tail = self
+            .0
+            .char_indices()
+            .rev()
+            .nth(9)
+            .map_or(&*self.0, |(i, _)| &self.0[i..]);
+        write!(f, "ReceiptHandle(..{tail})")
+    }
+}
+
+/// A message ready to be handed to a backend: serialized content plus the attributes the
+/// Python Melange wire format carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMessage {
+    /// The serialized message (JSON text, base64 pickle, ...).
+    pub content: String,
+    /// The manifest the consumer dispatches on; `None` publishes without the `manifest` and
+    /// `serializer_id` attributes, as Python Melange does for a serializer with no manifest.
+    pub manifest: Option<Cow<'static, str>>,
+    /// The identifier of the serializer that produced `content`.
+    pub serializer_id: u32,
+    /// Extra string attributes to send along.
+    pub attributes: HashMap<String, String>,
+    /// FIFO queues: the message group (order and exclusive processing hold per group).
+    pub message_group_id: Option<String>,
+    /// FIFO queues: the deduplication id; content-based deduplication applies when absent.
+    pub deduplication_id: Option<String>,
+    /// Topics: the notification subject.
+    pub subject: Option<String>,
+}
+
+impl OutgoingMessage {
+    /// A message with the given content, manifest and serializer, and nothing else set.
+    pub fn new(
+        content: impl Into<String>,
+        manifest: impl Into<Cow<'static, str>>,
+        serializer_id: u32,
+    ) -> Self {
+        Self {
+            content: content.into(),
+            manifest: Some(manifest.into()),
+            serializer_id,
+            attributes: HashMap::new(),
+            message_group_id: None,
+            deduplication_id: None,
+            subject: None,
+        }
+    }
+
+    /// Size in bytes as SQS counts it: body plus attribute names and values.
+    pub fn wire_size(&self) -> usize {
+        let manifest = self
+            .manifest
+            .as_ref()
+            .map_or(0, |m| "manifest".len() + m.len() + "serializer_id".len() + 10);
+        self.content.len()
+            + manifest
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+    }
+}
+
+/// How a received message was delivered: what the backend needs to acknowledge it and what a
+/// handler may want to know about the delivery.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The queue it was received from.
+    pub queue: Arc<str>,
+    /// The token to acknowledge or change the visibility of this delivery.
+    pub receipt: ReceiptHandle,
+    /// How many times the message has been received, this time included (SQS
+    /// `ApproximateReceiveCount`).
+    pub receive_count: u32,
+    /// The FIFO message group, if any.
+    pub message_group_id: Option<Arc<str>>,
+    /// Message attributes other than `manifest` and `serializer_id`.
+    pub attributes: HashMap<String, String>,
+}
+
+/// A received message as it goes into dispatch: the content still serialized, the manifest
+/// and serializer id needed to decode it, and its [`Delivery`].
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// The backend's message id (stable across redeliveries).
+    pub message_id: Arc<str>,
+    /// The serialized content.
+    pub content: Arc<str>,
+    /// The manifest, when the sender wrote one.
+    pub manifest: Option<Arc<str>>,
+    /// The serializer id, when the sender wrote one; the registry's default decodes otherwise.
+    pub serializer_id: Option<u32>,
+    /// Delivery data.
+    pub delivery: Delivery,
+}
+
+/// A received message whose body or attributes could not be read. It still holds its
+/// delivery, so the consumer can acknowledge or release it like any other.
+#[derive(Debug, thiserror::Error)]
+#[error("message {message_id} on queue `{queue}` is malformed: {error}", queue = delivery.queue)]
+pub struct MalformedMessage {
+    /// The backend's message id.
+    pub message_id: Arc<str>,
+    /// Delivery data.
+    pub delivery: Delivery,
+    /// What is wrong with it.
+    #[source]
+    pub error: WireError,
+}
+
+/// What can be wrong with a message read off the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The body is not in any format melange reads.
+    #[error("invalid body: {reason}")]
+    InvalidBody {
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A message attribute has the wrong type or an unreadable value.
+    #[error("invalid attribute `{name}`: {reason}")]
+    InvalidAttribute {
+        /// The attribute's name.
+        name: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The message is larger than this consumer accepts.
+    #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Its size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+}
+
+/// Options for one receive call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiveOptions {
+    /// At most this many messages (SQS allows 1 to 10).
+    pub max_messages: u32,
+    /// Long-poll: wait up to this long for a first message (SQS allows up to 20 s).
+    pub wait_time: Duration,
+    /// Hide received messages from other consumers for this long; the queue's default when
+    /// `None`.
+    pub visibility_timeout: Option<Duration>,
+}
+
+impl Default for ReceiveOptions {
+    fn default() -> Self {
+        Self {
+            max_messages: 10,
+            wait_time: Duration::from_secs(20),
+            visibility_timeout: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipt_debug_shows_only_the_tail() {
+        let receipt = ReceiptHandle::new("a-very-long-receipt-handle-0123456789");
+        assert_eq!(format!("{receipt:?}"), "ReceiptHandle(..0123456789)");
+        assert_eq!(format!("{:?}", ReceiptHandle::new("r1")), "ReceiptHandle(..r1)");
+    }
+}

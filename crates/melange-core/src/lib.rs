@@ -1,0 +1,24 @@
+//! The core of melange: the message model, serializers, the backend trait and its in-memory
+//! implementation, publishers, the factory and the consumer engine. No AWS types live here.
+//!
+//! Applications depend on the `melange` crate, which re-exports this one with the macros.
+
+pub mod backend;
+pub mod consumer;
+pub mod envelope;
+pub mod error;
+pub mod memory;
+pub mod message;
+pub mod serializer;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use backend::{AnyBackend, DeadLetterPolicy, MessagingBackend, QueueInfo, QueueSpec};
+pub use consumer::{Consumer, MessageContext};
+pub use envelope::{Delivery, Envelope, OutgoingMessage, ReceiptHandle, ReceiveOptions};
+pub use error::{BackendError, BoxError, ConsumeError, HandlerError, SerializationError};
+pub use memory::InMemoryBackend;
+pub use message::Message;
+pub use serializer::{JsonSerializer, Serializer, SerializerRegistry};

@@ -1,0 +1,351 @@
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use super::{JsonSerializer, Serializer, deserialize_with};
+use crate::envelope::OutgoingMessage;
+use crate::error::SerializationError;
+use crate::message::Message;
+
+/// Serializers by name and identifier, the binding of message types to them, and a default,
+/// in the manner of Akka's (and Python Melange's) serializer registry.
+///
+/// Publishers ask it for the serializer of a message type; consumers ask it for the
+/// serializer whose identifier a received message carries. Cheap to clone.
+///
+/// ```
+/// use melange_core::serializer::{JsonSerializer, SerializerRegistry};
+///
+/// let registry = SerializerRegistry::builder()
+///     .serializer("json", JsonSerializer)
+///     .default_serializer("json")
+///     .build()?;
+/// assert_eq!(registry.by_id(1)?.identifier(), 1);
+/// assert!(registry.by_id(9).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct SerializerRegistry {
+    inner: Arc<Registry>,
+}
+
+struct Registry {
+    serializers: Vec<Entry>,
+    by_id: HashMap<u32, usize>,
+    bindings: HashMap<TypeId, usize>,
+    default: usize,
+}
+
+struct Entry {
+    name: String,
+    serializer: Arc<dyn Serializer>,
+}
+
+impl Default for SerializerRegistry {
+    /// A registry with [`JsonSerializer`] as `"json"`, the default for every type.
+    fn default() -> Self {
+        let json = Entry {
+            name: "json".to_owned(),
+            serializer: Arc::new(JsonSerializer),
+        };
+        Self {
+            inner: Arc::new(Registry {
+                by_id: HashMap::from([(JsonSerializer::IDENTIFIER, 0)]),
+                serializers: vec![json],
+                bindings: HashMap::new(),
+                default: 0,
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for SerializerRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut list = f.debug_map();
+        for entry in &self.inner.serializers {
+            list.entry(&entry.name, &entry.serializer.identifier());
+        }
+        list.finish()
+    }
+}
+
+impl SerializerRegistry {
+    /// Starts a registry with no serializers.
+    pub fn builder() -> SerializerRegistryBuilder {
+        SerializerRegistryBuilder::default()
+    }
+
+    /// The serializer with this identifier.
+    pub fn by_id(&self, id: u32) -> Result<&dyn Serializer, SerializationError> {
+        self.inner
+            .by_id
+            .get(&id)
+            .map(|&i| &*self.inner.serializers[i].serializer)
+            .ok_or(SerializationError::UnknownSerializer { id })
+    }
+
+    /// The serializer registered under this name.
+    pub fn by_name(&self, name: &str) -> Option<&dyn Serializer> {
+        self.inner
+            .serializers
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| &*e.serializer)
+    }
+
+    /// The serializer for messages of type `T`: its binding, else the default.
+    pub fn serializer_for<T: 'static>(&self) -> &dyn Serializer {
+        let index = self
+            .inner
+            .bindings
+            .get(&TypeId::of::<T>())
+            .copied()
+            .unwrap_or(self.inner.default);
+        &*self.inner.serializers[index].serializer
+    }
+
+    /// The default serializer, used for unbound types and for received messages that carry no
+    /// serializer id.
+    pub fn default_serializer(&self) -> &dyn Serializer {
+        &*self.inner.serializers[self.inner.default].serializer
+    }
+
+    /// Serializes a message with its serializer into an [`OutgoingMessage`] carrying its
+    /// manifest and serializer id.
+    pub fn serialize<T: Message>(&self, message: &T) -> Result<OutgoingMessage, SerializationError> {
+        let serializer = self.serializer_for::<T>();
+        let content =
+            serializer
+                .serialize(message)
+                .map_err(|source| SerializationError::Encode {
+                    manifest: T::MANIFEST,
+                    serializer_id: serializer.identifier(),
+                    source,
+                })?;
+        Ok(OutgoingMessage::new(content, T::MANIFEST, serializer.identifier()))
+    }
+
+    /// Deserializes received content with the serializer `serializer_id` names, or the default
+    /// one when the message carried none.
+    pub fn deserialize<T: DeserializeOwned>(
+        &self,
+        content: &str,
+        serializer_id: Option<u32>,
+        manifest: Option<&str>,
+    ) -> Result<T, SerializationError> {
+        let serializer = match serializer_id {
+            Some(id) => self.by_id(id)?,
+            None => self.default_serializer(),
+        };
+        deserialize_with(serializer, content).map_err(|source| SerializationError::Decode {
+            manifest: manifest.map(str::to_owned),
+            serializer_id: serializer.identifier(),
+            source,
+        })
+    }
+}
+
+/// Builds a [`SerializerRegistry`]; every mistake is reported by [`build`](Self::build).
+#[derive(Default)]
+pub struct SerializerRegistryBuilder {
+    serializers: Vec<Entry>,
+    bindings: Vec<(TypeId, &'static str, String)>,
+    default: Option<String>,
+}
+
+impl SerializerRegistryBuilder {
+    /// Registers a serializer under a name.
+    pub fn serializer(mut self, name: impl Into<String>, serializer: impl Serializer) -> Self {
+        self.serializers.push(Entry {
+            name: name.into(),
+            serializer: Arc::new(serializer),
+        });
+        self
+    }
+
+    /// Binds the message type `T` to the serializer registered as `name`.
+    pub fn bind<T: Message>(mut self, name: impl Into<String>) -> Self {
+        self.bindings
+            .push((TypeId::of::<T>(), T::MANIFEST, name.into()));
+        self
+    }
+
+    /// Makes the serializer registered as `name` the default. Without this call the first
+    /// registered serializer is the default.
+    pub fn default_serializer(mut self, name: impl Into<String>) -> Self {
+        self.default = Some(name.into());
+        self
+    }
+
+    /// Checks the configuration and builds the registry.
+    pub fn build(self) -> Result<SerializerRegistry, RegistryError> {
+        let mut by_id = HashMap::new();
+        let mut names = HashMap::new();
+        for (index, entry) in self.serializers.iter().enumerate() {
+            let id = entry.serializer.identifier();
+            if let Some(&first) = by_id.get(&id) {
+                let first: &Entry = &self.serializers[first];
+                return Err(RegistryError::DuplicateIdentifier {
+                    id,
+                    first: first.name.clone(),
+                    second: entry.name.clone(),
+                });
+            }
+            if names.insert(entry.name.clone(), index).is_some() {
+                return Err(RegistryError::DuplicateName {
+                    name: entry.name.clone(),
+                });
+            }
+            by_id.insert(id, index);
+        }
+        let lookup = |name: &str| {
+            names
+                .get(name)
+                .copied()
+                .ok_or_else(|| RegistryError::UnknownName {
+                    name: name.to_owned(),
+                })
+        };
+        let default = match &self.default {
+            Some(name) => lookup(name)?,
+            None if self.serializers.is_empty() => return Err(RegistryError::Empty),
+            None => 0,
+        };
+        let mut bindings = HashMap::new();
+        for (type_id, manifest, name) in &self.bindings {
+            let index = lookup(name)?;
+            if bindings.insert(*type_id, index).is_some_and(|old| old != index) {
+                return Err(RegistryError::ConflictingBinding {
+                    manifest,
+                });
+            }
+        }
+        Ok(SerializerRegistry {
+            inner: Arc::new(Registry {
+                serializers: self.serializers,
+                by_id,
+                bindings,
+                default,
+            }),
+        })
+    }
+}
+
+/// A mistake in a registry's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// Two serializers share an identifier, so received messages could not tell them apart.
+    #[error("serializers `{first}` and `{second}` both use identifier {id}; identifiers must be unique")]
+    DuplicateIdentifier {
+        /// The shared identifier.
+        id: u32,
+        /// The name of the first serializer with it.
+        first: String,
+        /// The name of the second serializer with it.
+        second: String,
+    },
+    /// Two serializers were registered under one name.
+    #[error("two serializers are registered as `{name}`")]
+    DuplicateName {
+        /// The name.
+        name: String,
+    },
+    /// A binding or the default names a serializer that was not registered.
+    #[error("no serializer is registered as `{name}`")]
+    UnknownName {
+        /// The name.
+        name: String,
+    },
+    /// A message type is bound to two different serializers.
+    #[error("message type `{manifest}` is bound to two different serializers")]
+    ConflictingBinding {
+        /// The manifest of the message type.
+        manifest: &'static str,
+    },
+    /// No serializer was registered.
+    #[error("a serializer registry needs at least one serializer")]
+    Empty,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::BoxError;
+    use crate::serializer::DeserializeFn;
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Ping {
+        n: u32,
+    }
+    impl Message for Ping {
+        const MANIFEST: &'static str = "Ping";
+    }
+
+    /// Writes `{"n": 5}` as `n=5`.
+    struct Custom;
+    impl Serializer for Custom {
+        fn identifier(&self) -> u32 {
+            77
+        }
+        fn serialize(&self, value: &dyn erased_serde::Serialize) -> Result<String, BoxError> {
+            let json = serde_json::to_value(value)?;
+            Ok(format!("n={}", json["n"]))
+        }
+        fn deserialize(&self, content: &str, visit: DeserializeFn<'_>) -> Result<(), BoxError> {
+            let n = content.strip_prefix("n=").ok_or("missing n=")?;
+            let json = format!("{{\"n\":{n}}}");
+            let mut de = serde_json::Deserializer::from_str(&json);
+            visit(&mut <dyn erased_serde::Deserializer>::erase(&mut de))?;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn binds_types_and_decodes_by_identifier() {
+        let registry = SerializerRegistry::builder()
+            .serializer("json", JsonSerializer)
+            .serializer("custom", Custom)
+            .bind::<Ping>("custom")
+            .build()
+            .unwrap();
+        let outgoing = registry.serialize(&Ping { n: 5 }).unwrap();
+        assert_eq!(outgoing.content, "n=5");
+        assert_eq!(outgoing.serializer_id, 77);
+        assert_eq!(outgoing.manifest.as_deref(), Some("Ping"));
+        let back: Ping = registry.deserialize("n=5", Some(77), Some("Ping")).unwrap();
+        assert_eq!(back, Ping { n: 5 });
+        // Without an id the default (the first registered, JSON) decodes.
+        let back: Ping = registry.deserialize(r#"{"n":6}"#, None, None).unwrap();
+        assert_eq!(back, Ping { n: 6 });
+    }
+
+    #[test]
+    fn configuration_mistakes_are_typed_errors() {
+        let err = SerializerRegistry::builder()
+            .serializer("a", JsonSerializer)
+            .serializer("b", JsonSerializer)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            RegistryError::DuplicateIdentifier { id: 1, first: "a".into(), second: "b".into() }
+        );
+        let err = SerializerRegistry::builder()
+            .serializer("json", JsonSerializer)
+            .bind::<Ping>("pickle")
+            .build()
+            .unwrap_err();
+        assert_eq!(err, RegistryError::UnknownName { name: "pickle".into() });
+        assert_eq!(SerializerRegistry::builder().build().unwrap_err(), RegistryError::Empty);
+    }
+
+    #[test]
+    fn unknown_identifier_on_receive_is_a_typed_error() {
+        let registry = SerializerRegistry::default();
+        let err = registry.deserialize::<Ping>("{}", Some(2), Some("OrderCreated")).unwrap_err();
+        assert!(matches!(err, SerializationError::UnknownSerializer { id: 2 }), "{err:?}");
+    }
+}
