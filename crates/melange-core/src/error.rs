@@ -172,4 +172,12 @@ pub enum ConsumeError {
     /// The handler ran and failed.
     #[error(transparent)]
     Handler(#[from] HandlerError),
+    /// The consumer was handed a message it does not accept (its `accepts` said no).
+    #[error("consumer `{consumer}` has no handler for manifest {manifest:?}")]
+    Unaccepted {
+        /// The consumer.
+        consumer: &'static str,
+        /// The message's manifest.
+        manifest: Option<String>,
+    },
 }
