@@ -77,10 +77,9 @@ impl OutgoingMessage {
 
     /// Size in bytes as SQS counts it: body plus attribute names and values.
     pub fn wire_size(&self) -> usize {
-        let manifest = self
-            .manifest
-            .as_ref()
-            .map_or(0, |m| "manifest".len() + m.len() + "serializer_id".len() + 10);
+        let manifest = self.manifest.as_ref().map_or(0, |m| {
+            "manifest".len() + m.len() + "serializer_id".len() + 10
+        });
         self.content.len()
             + manifest
             + self
@@ -196,6 +195,9 @@ mod tests {
     fn receipt_debug_shows_only_the_tail() {
         let receipt = ReceiptHandle::new("a-very-long-receipt-handle-0123456789");
         assert_eq!(format!("{receipt:?}"), "ReceiptHandle(..0123456789)");
-        assert_eq!(format!("{:?}", ReceiptHandle::new("r1")), "ReceiptHandle(..r1)");
+        assert_eq!(
+            format!("{:?}", ReceiptHandle::new("r1")),
+            "ReceiptHandle(..r1)"
+        );
     }
 }

@@ -25,7 +25,9 @@ pub enum SerializationError {
         source: BoxError,
     },
     /// Received content could not be deserialized.
-    #[error("serializer {serializer_id} could not decode a message with manifest {manifest:?}: {source}")]
+    #[error(
+        "serializer {serializer_id} could not decode a message with manifest {manifest:?}: {source}"
+    )]
     Decode {
         /// The manifest the message carried.
         manifest: Option<String>,
@@ -94,7 +96,9 @@ pub enum BackendError {
     },
     /// The receipt is unknown or expired (the message was already deleted, or its visibility
     /// timeout ran out and another consumer received it).
-    #[error("receipt is not valid on queue `{queue}` (already acknowledged, or visibility expired)")]
+    #[error(
+        "receipt is not valid on queue `{queue}` (already acknowledged, or visibility expired)"
+    )]
     InvalidReceipt {
         /// The queue.
         queue: String,

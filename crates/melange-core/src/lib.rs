@@ -7,18 +7,27 @@ pub mod backend;
 pub mod consumer;
 pub mod envelope;
 pub mod error;
+pub mod factory;
 pub mod memory;
 pub mod message;
+pub mod publisher;
 pub mod serializer;
+pub mod shutdown;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
 
 pub use backend::{AnyBackend, DeadLetterPolicy, MessagingBackend, QueueInfo, QueueSpec};
-pub use consumer::{Consumer, MessageContext};
+pub use consumer::{
+    AckPolicy, ConsumeSummary, Consumer, ConsumerHandler, ConsumerOptions, DeduplicationCache,
+    InMemoryDeduplicationCache, MessageContext, PoisonOutcome, SimpleConsumerHandler,
+};
 pub use envelope::{Delivery, Envelope, OutgoingMessage, ReceiptHandle, ReceiveOptions};
 pub use error::{BackendError, BoxError, ConsumeError, HandlerError, SerializationError};
+pub use factory::MessagingBackendFactory;
 pub use memory::InMemoryBackend;
 pub use message::Message;
+pub use publisher::{PublishError, PublishOptions, QueuePublisher, TopicPublisher};
 pub use serializer::{JsonSerializer, Serializer, SerializerRegistry};
+pub use shutdown::Shutdown;

@@ -55,21 +55,31 @@ trait DynBackend: Send + Sync + 'static {
         topic: &'a str,
         filter: Option<&'a [String]>,
     ) -> BoxFuture<'a, ()>;
-    fn publish_to_queue<'a>(&'a self, queue: &'a str, message: OutgoingMessage)
-    -> BoxFuture<'a, String>;
+    fn publish_to_queue<'a>(
+        &'a self,
+        queue: &'a str,
+        message: OutgoingMessage,
+    ) -> BoxFuture<'a, String>;
     fn publish_batch_to_queue<'a>(
         &'a self,
         queue: &'a str,
         messages: Vec<OutgoingMessage>,
     ) -> BoxFuture<'a, BatchResult<String>>;
-    fn publish_to_topic<'a>(&'a self, topic: &'a str, message: OutgoingMessage)
-    -> BoxFuture<'a, String>;
+    fn publish_to_topic<'a>(
+        &'a self,
+        topic: &'a str,
+        message: OutgoingMessage,
+    ) -> BoxFuture<'a, String>;
     fn publish_batch_to_topic<'a>(
         &'a self,
         topic: &'a str,
         messages: Vec<OutgoingMessage>,
     ) -> BoxFuture<'a, BatchResult<String>>;
-    fn receive<'a>(&'a self, queue: &'a str, options: &'a ReceiveOptions) -> BoxFuture<'a, Received>;
+    fn receive<'a>(
+        &'a self,
+        queue: &'a str,
+        options: &'a ReceiveOptions,
+    ) -> BoxFuture<'a, Received>;
     fn acknowledge<'a>(&'a self, queue: &'a str, receipt: &'a ReceiptHandle) -> BoxFuture<'a, ()>;
     fn acknowledge_batch<'a>(
         &'a self,
@@ -125,7 +135,9 @@ impl<B: MessagingBackend> DynBackend for B {
         queue: &'a str,
         messages: Vec<OutgoingMessage>,
     ) -> BoxFuture<'a, BatchResult<String>> {
-        Box::pin(MessagingBackend::publish_batch_to_queue(self, queue, messages))
+        Box::pin(MessagingBackend::publish_batch_to_queue(
+            self, queue, messages,
+        ))
     }
     fn publish_to_topic<'a>(
         &'a self,
@@ -139,9 +151,15 @@ impl<B: MessagingBackend> DynBackend for B {
         topic: &'a str,
         messages: Vec<OutgoingMessage>,
     ) -> BoxFuture<'a, BatchResult<String>> {
-        Box::pin(MessagingBackend::publish_batch_to_topic(self, topic, messages))
+        Box::pin(MessagingBackend::publish_batch_to_topic(
+            self, topic, messages,
+        ))
     }
-    fn receive<'a>(&'a self, queue: &'a str, options: &'a ReceiveOptions) -> BoxFuture<'a, Received> {
+    fn receive<'a>(
+        &'a self,
+        queue: &'a str,
+        options: &'a ReceiveOptions,
+    ) -> BoxFuture<'a, Received> {
         Box::pin(MessagingBackend::receive(self, queue, options))
     }
     fn acknowledge<'a>(&'a self, queue: &'a str, receipt: &'a ReceiptHandle) -> BoxFuture<'a, ()> {
@@ -160,14 +178,18 @@ impl<B: MessagingBackend> DynBackend for B {
         receipt: &'a ReceiptHandle,
         timeout: Duration,
     ) -> BoxFuture<'a, ()> {
-        Box::pin(MessagingBackend::change_visibility(self, queue, receipt, timeout))
+        Box::pin(MessagingBackend::change_visibility(
+            self, queue, receipt, timeout,
+        ))
     }
     fn change_visibility_batch<'a>(
         &'a self,
         queue: &'a str,
         entries: &'a [(ReceiptHandle, Duration)],
     ) -> BoxFuture<'a, BatchResult<()>> {
-        Box::pin(MessagingBackend::change_visibility_batch(self, queue, entries))
+        Box::pin(MessagingBackend::change_visibility_batch(
+            self, queue, entries,
+        ))
     }
 }
 
@@ -223,7 +245,11 @@ impl MessagingBackend for AnyBackend {
     ) -> Result<BatchResult<String>, BackendError> {
         self.0.publish_batch_to_topic(topic, messages).await
     }
-    async fn receive(&self, queue: &str, options: &ReceiveOptions) -> Result<Received, BackendError> {
+    async fn receive(
+        &self,
+        queue: &str,
+        options: &ReceiveOptions,
+    ) -> Result<Received, BackendError> {
         self.0.receive(queue, options).await
     }
     async fn acknowledge(&self, queue: &str, receipt: &ReceiptHandle) -> Result<(), BackendError> {

@@ -139,7 +139,8 @@ pub trait MessagingBackend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<QueueInfo, BackendError>> + Send;
 
     /// Describes an existing queue; [`BackendError::QueueDoesNotExist`] otherwise.
-    fn get_queue(&self, name: &str) -> impl Future<Output = Result<QueueInfo, BackendError>> + Send;
+    fn get_queue(&self, name: &str)
+    -> impl Future<Output = Result<QueueInfo, BackendError>> + Send;
 
     /// Deletes a queue and every message in it.
     fn delete_queue(&self, name: &str) -> impl Future<Output = Result<(), BackendError>> + Send;

@@ -19,7 +19,10 @@ pub struct MessageContext<'a> {
 impl<'a> MessageContext<'a> {
     /// A context over a received envelope.
     pub fn new(envelope: &'a Envelope, serializers: &'a SerializerRegistry) -> Self {
-        Self { envelope, serializers }
+        Self {
+            envelope,
+            serializers,
+        }
     }
 
     /// The backend's message id, stable across redeliveries.

@@ -5,14 +5,14 @@
 //! [`ConsumerHandler`] (many consumers) or [`SimpleConsumerHandler`] (one) runs the loop.
 
 mod context;
-// mod dedup;
-// mod handler;
-// mod options;
+mod dedup;
+mod handler;
+mod options;
 
 pub use context::MessageContext;
-// pub use dedup::{DeduplicationCache, InMemoryDeduplicationCache};
-// pub use handler::{ConsumeSummary, ConsumerHandler, SimpleConsumerHandler};
-// pub use options::{AckPolicy, ConsumerOptions, PoisonOutcome};
+pub use dedup::{DeduplicationCache, InMemoryDeduplicationCache};
+pub use handler::{ConsumeSummary, ConsumerHandler, SimpleConsumerHandler};
+pub use options::{AckPolicy, ConsumerOptions, PoisonOutcome};
 
 use std::future::Future;
 use std::pin::Pin;

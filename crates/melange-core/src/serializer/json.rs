@@ -41,7 +41,10 @@ mod tests {
     #[test]
     fn round_trips_through_the_trait_object() {
         let serializer: &dyn Serializer = &JsonSerializer;
-        let order = Order { id: 7, note: "héllo \"q\"".into() };
+        let order = Order {
+            id: 7,
+            note: "héllo \"q\"".into(),
+        };
         let text = serializer.serialize(&order).unwrap();
         assert_eq!(text, r#"{"id":7,"note":"héllo \"q\""}"#);
         assert_eq!(deserialize_with::<Order>(serializer, &text).unwrap(), order);
@@ -51,7 +54,8 @@ mod tests {
     fn rejects_wrong_shape_and_trailing_input() {
         let err = deserialize_with::<Order>(&JsonSerializer, r#"{"id":"x"}"#).unwrap_err();
         assert!(err.to_string().contains("invalid type"), "{err}");
-        let err = deserialize_with::<Order>(&JsonSerializer, r#"{"id":1,"note":""} x"#).unwrap_err();
+        let err =
+            deserialize_with::<Order>(&JsonSerializer, r#"{"id":1,"note":""} x"#).unwrap_err();
         assert!(err.to_string().contains("trailing"), "{err}");
     }
 }

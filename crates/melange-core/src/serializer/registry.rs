@@ -114,7 +114,10 @@ impl SerializerRegistry {
 
     /// Serializes a message with its serializer into an [`OutgoingMessage`] carrying its
     /// manifest and serializer id.
-    pub fn serialize<T: Message>(&self, message: &T) -> Result<OutgoingMessage, SerializationError> {
+    pub fn serialize<T: Message>(
+        &self,
+        message: &T,
+    ) -> Result<OutgoingMessage, SerializationError> {
         let serializer = self.serializer_for::<T>();
         let content =
             serializer
@@ -124,7 +127,11 @@ impl SerializerRegistry {
                     serializer_id: serializer.identifier(),
                     source,
                 })?;
-        Ok(OutgoingMessage::new(content, T::MANIFEST, serializer.identifier()))
+        Ok(OutgoingMessage::new(
+            content,
+            T::MANIFEST,
+            serializer.identifier(),
+        ))
     }
 
     /// Deserializes received content with the serializer `serializer_id` names, or the default
@@ -216,10 +223,11 @@ impl SerializerRegistryBuilder {
         let mut bindings = HashMap::new();
         for (type_id, manifest, name) in &self.bindings {
             let index = lookup(name)?;
-            if bindings.insert(*type_id, index).is_some_and(|old| old != index) {
-                return Err(RegistryError::ConflictingBinding {
-                    manifest,
-                });
+            if bindings
+                .insert(*type_id, index)
+                .is_some_and(|old| old != index)
+            {
+                return Err(RegistryError::ConflictingBinding { manifest });
             }
         }
         Ok(SerializerRegistry {
@@ -238,7 +246,9 @@ impl SerializerRegistryBuilder {
 #[non_exhaustive]
 pub enum RegistryError {
     /// Two serializers share an identifier, so received messages could not tell them apart.
-    #[error("serializers `{first}` and `{second}` both use identifier {id}; identifiers must be unique")]
+    #[error(
+        "serializers `{first}` and `{second}` both use identifier {id}; identifiers must be unique"
+    )]
     DuplicateIdentifier {
         /// The shared identifier.
         id: u32,
@@ -331,21 +341,38 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err,
-            RegistryError::DuplicateIdentifier { id: 1, first: "a".into(), second: "b".into() }
+            RegistryError::DuplicateIdentifier {
+                id: 1,
+                first: "a".into(),
+                second: "b".into()
+            }
         );
         let err = SerializerRegistry::builder()
             .serializer("json", JsonSerializer)
             .bind::<Ping>("pickle")
             .build()
             .unwrap_err();
-        assert_eq!(err, RegistryError::UnknownName { name: "pickle".into() });
-        assert_eq!(SerializerRegistry::builder().build().unwrap_err(), RegistryError::Empty);
+        assert_eq!(
+            err,
+            RegistryError::UnknownName {
+                name: "pickle".into()
+            }
+        );
+        assert_eq!(
+            SerializerRegistry::builder().build().unwrap_err(),
+            RegistryError::Empty
+        );
     }
 
     #[test]
     fn unknown_identifier_on_receive_is_a_typed_error() {
         let registry = SerializerRegistry::default();
-        let err = registry.deserialize::<Ping>("{}", Some(2), Some("OrderCreated")).unwrap_err();
-        assert!(matches!(err, SerializationError::UnknownSerializer { id: 2 }), "{err:?}");
+        let err = registry
+            .deserialize::<Ping>("{}", Some(2), Some("OrderCreated"))
+            .unwrap_err();
+        assert!(
+            matches!(err, SerializationError::UnknownSerializer { id: 2 }),
+            "{err:?}"
+        );
     }
 }
