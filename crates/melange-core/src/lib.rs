@@ -20,8 +20,9 @@ pub mod __private;
 
 pub use backend::{AnyBackend, DeadLetterPolicy, MessagingBackend, QueueInfo, QueueSpec};
 pub use consumer::{
-    AckPolicy, ConsumeSummary, Consumer, ConsumerHandler, ConsumerOptions, DeduplicationCache,
-    InMemoryDeduplicationCache, MessageContext, PoisonOutcome, SimpleConsumerHandler,
+    AckPolicy, ConsumeSummary, Consumer, ConsumerEvent, ConsumerHandler, ConsumerOptions,
+    DeduplicationCache, Failure, InMemoryDeduplicationCache, MessageContext, NoRetryOutcome,
+    PoisonOutcome, RetryBackoff, SimpleConsumerHandler,
 };
 pub use envelope::{Delivery, Envelope, OutgoingMessage, ReceiptHandle, ReceiveOptions};
 pub use error::{BackendError, BoxError, ConsumeError, HandlerError, SerializationError};

@@ -1,18 +1,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::engine::Engine;
+use super::events::ConsumerEvent;
 use crate::backend::MessagingBackend;
-use crate::consumer::{
-    AckPolicy, Consumer, ConsumerOptions, DeduplicationCache, DynConsumer, MessageContext,
-    PoisonOutcome,
-};
-use crate::envelope::{Envelope, ReceiptHandle, ReceiveOptions};
-use crate::error::{BackendError, ConsumeError};
+use crate::consumer::{Consumer, ConsumerOptions, DeduplicationCache, DynConsumer};
+use crate::error::BackendError;
 use crate::serializer::SerializerRegistry;
 use crate::shutdown::Shutdown;
-
-/// The longest pause between receives after consecutive transient backend errors.
-const MAX_ERROR_BACKOFF: Duration = Duration::from_secs(30);
 
 /// What a consume loop did, returned when it stops.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -30,6 +25,14 @@ pub struct ConsumeSummary {
     pub poison: u64,
     /// Consumer runs skipped because the de-duplication cache had already seen them.
     pub duplicates: u64,
+    /// Failed messages scheduled for another delivery after a backoff.
+    pub retried: u64,
+    /// Messages moved to the dead-letter queue by this handler.
+    pub dead_lettered: u64,
+    /// Messages received but not finished when the loop stopped, made visible again at once.
+    pub released: u64,
+    /// Handler runs that panicked (counted as failures too).
+    pub panicked: u64,
     /// Messages acknowledged (deleted from the queue).
     pub acknowledged: u64,
 }
@@ -81,11 +84,23 @@ macro_rules! handler_methods {
             self
         }
 
-        /// Stops [`consume_loop`](Self::consume_loop) when `shutdown` fires (after the batch in
-        /// hand is processed and acknowledged). Without it, the loop runs until the process
-        /// ends or, with [`ConsumerOptions::stop_when_idle`], until the queue is idle.
+        /// Stops [`consume_loop`](Self::consume_loop) gracefully when `shutdown` fires: it
+        /// stops receiving, lets running handlers finish (up to
+        /// [`ConsumerOptions::shutdown_deadline`]), flushes acknowledgements and releases every
+        /// message it received but did not finish. Without it, the loop runs until the
+        /// process ends or, with [`ConsumerOptions::stop_when_idle`], until the queue is idle.
         pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
             self.engine.shutdown = shutdown;
+            self
+        }
+
+        /// Calls `hook` for every [`ConsumerEvent`]: handled, failed, unprocessable,
+        /// dead-lettered messages. It runs on the consume loop: keep it short.
+        pub fn on_event(
+            mut self,
+            hook: impl Fn(&ConsumerEvent<'_>) + Send + Sync + 'static,
+        ) -> Self {
+            self.engine.hook = Some(Arc::new(hook));
             self
         }
 
@@ -98,10 +113,12 @@ macro_rules! handler_methods {
         /// Receives, dispatches and acknowledges messages from `queue` until the shutdown
         /// signal fires (or the queue is idle, with [`ConsumerOptions::stop_when_idle`]).
         ///
-        /// Handler failures and unprocessable messages never stop the loop; they are logged
-        /// with the queue, message id and manifest, and get the configured outcome. Transient
-        /// backend errors (unreachable, throttled) are retried with a growing pause; any
-        /// other backend error, such as the queue not existing, ends the loop with that error.
+        /// Up to [`ConsumerOptions::max_in_flight`] handlers run at once; a slow one never
+        /// holds back the others. Handler failures, panics and unprocessable messages never
+        /// stop the loop; they are logged with the queue, message id and manifest, and get the
+        /// configured outcome. Transient backend errors (unreachable, throttled) are retried
+        /// with a growing pause; any other backend error, such as the queue not existing, stops
+        /// the loop gracefully and is returned.
         pub async fn consume_loop(&self, queue: &str) -> Result<ConsumeSummary, BackendError> {
             self.engine
                 .run(queue, self.engine.options.stop_when_idle)
@@ -149,227 +166,4 @@ impl<C: Consumer, B: MessagingBackend> SimpleConsumerHandler<C, B> {
     }
 
     handler_methods!();
-}
-
-struct Engine<C, B> {
-    consumers: Vec<C>,
-    serializers: SerializerRegistry,
-    backend: B,
-    options: ConsumerOptions,
-    dedup: Option<Arc<dyn DeduplicationCache>>,
-    shutdown: Shutdown,
-}
-
-/// What became of one received message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Succeeded,
-    Failed,
-    Poison(PoisonOutcome),
-}
-
-impl<C: Consumer, B: MessagingBackend> Engine<C, B> {
-    fn new(consumers: Vec<C>, serializers: SerializerRegistry, backend: B) -> Self {
-        Self {
-            consumers,
-            serializers,
-            backend,
-            options: ConsumerOptions::default(),
-            dedup: None,
-            shutdown: Shutdown::new(),
-        }
-    }
-
-    async fn run(
-        &self,
-        queue: &str,
-        idle: Option<Duration>,
-    ) -> Result<ConsumeSummary, BackendError> {
-        let options = ReceiveOptions {
-            max_messages: self.options.batch_size,
-            wait_time: idle.unwrap_or(self.options.wait_time),
-            visibility_timeout: self.options.visibility_timeout,
-        };
-        let mut summary = ConsumeSummary::default();
-        let mut backoff = self.options.error_backoff;
-        while !self.shutdown.is_triggered() {
-            let received = tokio::select! {
-                biased;
-                () = self.shutdown.wait() => break,
-                received = self.backend.receive(queue, &options) => received,
-            };
-            let batch = match received {
-                Ok(batch) => batch,
-                Err(error) if error.is_transient() => {
-                    tracing::warn!(queue, %error, ?backoff, "receive failed; retrying after a pause");
-                    tokio::select! {
-                        () = self.shutdown.wait() => break,
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(MAX_ERROR_BACKOFF);
-                    continue;
-                }
-                Err(error) => return Err(error),
-            };
-            backoff = self.options.error_backoff;
-            if batch.is_empty() {
-                if idle.is_some() {
-                    break;
-                }
-                continue;
-            }
-            summary.received += batch.len() as u64;
-
-            let mut to_acknowledge = Vec::with_capacity(batch.len());
-            if self.options.ack_policy == AckPolicy::Early {
-                let receipts: Vec<ReceiptHandle> = batch
-                    .iter()
-                    .map(|item| match item {
-                        Ok(envelope) => envelope.delivery.receipt.clone(),
-                        Err(malformed) => malformed.delivery.receipt.clone(),
-                    })
-                    .collect();
-                summary.acknowledged += self.acknowledge(queue, &receipts).await?;
-            }
-            for item in batch {
-                let (outcome, receipt) = match item {
-                    Ok(envelope) => (
-                        self.process(&envelope, &mut summary).await,
-                        envelope.delivery.receipt,
-                    ),
-                    Err(malformed) => {
-                        tracing::error!(
-                            queue,
-                            message_id = %malformed.message_id,
-                            error = %malformed.error,
-                            outcome = ?self.options.undecodable,
-                            "malformed message"
-                        );
-                        (
-                            Outcome::Poison(self.options.undecodable),
-                            malformed.delivery.receipt,
-                        )
-                    }
-                };
-                match outcome {
-                    Outcome::Succeeded => summary.succeeded += 1,
-                    Outcome::Failed => summary.failed += 1,
-                    Outcome::Poison(_) => summary.poison += 1,
-                }
-                if self.should_acknowledge(outcome) {
-                    to_acknowledge.push(receipt);
-                }
-            }
-            summary.acknowledged += self.acknowledge(queue, &to_acknowledge).await?;
-        }
-        Ok(summary)
-    }
-
-    fn should_acknowledge(&self, outcome: Outcome) -> bool {
-        match self.options.ack_policy {
-            AckPolicy::Early => false, // already acknowledged on receipt
-            AckPolicy::Always => true,
-            AckPolicy::AfterSuccess => matches!(
-                outcome,
-                Outcome::Succeeded | Outcome::Poison(PoisonOutcome::Discard)
-            ),
-        }
-    }
-
-    /// Runs every accepting consumer on one message.
-    async fn process(&self, envelope: &Envelope, summary: &mut ConsumeSummary) -> Outcome {
-        let ctx = MessageContext::new(envelope, &self.serializers);
-        let manifest = ctx.manifest();
-        let mut accepted = false;
-        let mut failed = false;
-        let mut undecodable = false;
-        for consumer in &self.consumers {
-            if !consumer.accepts(manifest) {
-                continue;
-            }
-            accepted = true;
-            let key = self.dedup.as_ref().map(|cache| {
-                (
-                    cache,
-                    format!("{}.{}", consumer.name(), envelope.message_id),
-                )
-            });
-            if let Some((cache, key)) = &key {
-                match cache.contains(key).await {
-                    Ok(true) => {
-                        tracing::info!(
-                            queue = ctx.queue(),
-                            message_id = ctx.message_id(),
-                            consumer = consumer.name(),
-                            "already processed; skipping the duplicate"
-                        );
-                        summary.duplicates += 1;
-                        continue;
-                    }
-                    Ok(false) => {}
-                    Err(error) => {
-                        tracing::warn!(queue = ctx.queue(), message_id = ctx.message_id(), %error, "de-duplication cache lookup failed; processing anyway");
-                    }
-                }
-            }
-            match consumer.consume(ctx).await {
-                Ok(()) => {
-                    if let Some((cache, key)) = &key
-                        && let Err(error) = cache.store(key).await
-                    {
-                        tracing::warn!(queue = ctx.queue(), message_id = ctx.message_id(), %error, "could not record the message in the de-duplication cache");
-                    }
-                }
-                Err(ConsumeError::Decode(error)) => {
-                    undecodable = true;
-                    tracing::error!(queue = ctx.queue(), message_id = ctx.message_id(), manifest, consumer = consumer.name(), %error, outcome = ?self.options.undecodable, "cannot decode message");
-                }
-                Err(error) => {
-                    failed = true;
-                    tracing::error!(queue = ctx.queue(), message_id = ctx.message_id(), manifest, receive_count = ctx.receive_count(), %error, "handler failed; the message will be delivered again");
-                }
-            }
-        }
-        if !accepted {
-            tracing::error!(queue = ctx.queue(), message_id = ctx.message_id(), manifest, outcome = ?self.options.unknown_manifest, "no consumer accepts this manifest");
-            Outcome::Poison(self.options.unknown_manifest)
-        } else if failed {
-            Outcome::Failed
-        } else if undecodable {
-            Outcome::Poison(self.options.undecodable)
-        } else {
-            Outcome::Succeeded
-        }
-    }
-
-    /// Acknowledges a batch; returns how many were acknowledged. A failed entry is logged and
-    /// left to be delivered again; only a missing queue is an error.
-    async fn acknowledge(
-        &self,
-        queue: &str,
-        receipts: &[ReceiptHandle],
-    ) -> Result<u64, BackendError> {
-        if receipts.is_empty() {
-            return Ok(0);
-        }
-        match self.backend.acknowledge_batch(queue, receipts).await {
-            Ok(results) => {
-                let mut acknowledged = 0;
-                for result in results {
-                    match result {
-                        Ok(()) => acknowledged += 1,
-                        Err(error) => {
-                            tracing::warn!(queue, %error, "acknowledgement failed; the message will be delivered again")
-                        }
-                    }
-                }
-                Ok(acknowledged)
-            }
-            Err(error @ BackendError::QueueDoesNotExist { .. }) => Err(error),
-            Err(error) => {
-                tracing::warn!(queue, %error, count = receipts.len(), "acknowledgement failed; the messages will be delivered again");
-                Ok(0)
-            }
-        }
-    }
 }

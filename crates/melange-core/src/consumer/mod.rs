@@ -6,13 +6,18 @@
 
 mod context;
 mod dedup;
+mod engine;
+mod events;
+mod failure;
 mod handler;
 mod options;
 
 pub use context::MessageContext;
-pub use dedup::{DeduplicationCache, InMemoryDeduplicationCache};
+pub use dedup::{CacheFuture, DeduplicationCache, InMemoryDeduplicationCache};
+pub use events::ConsumerEvent;
+pub use failure::{Failure, Retry};
 pub use handler::{ConsumeSummary, ConsumerHandler, SimpleConsumerHandler};
-pub use options::{AckPolicy, ConsumerOptions, PoisonOutcome};
+pub use options::{AckPolicy, ConsumerOptions, NoRetryOutcome, PoisonOutcome, RetryBackoff};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -28,6 +28,10 @@ pub enum PoisonOutcome {
     Redrive,
     /// Acknowledge (delete) it, as Python Melange does. It is logged and gone.
     Discard,
+    /// Send it to the queue's dead-letter queue now and delete it from the queue. Falls back
+    /// to [`Redrive`](Self::Redrive) when the queue has no dead-letter queue, or the message
+    /// is too malformed to copy (its body could not be read).
+    DeadLetter,
 }
 
 /// How a consumer handler receives and acknowledges.
@@ -42,7 +46,7 @@ pub enum PoisonOutcome {
 ///     .wait_time(Duration::from_secs(5));
 /// # let _ = options;
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerOptions {
     pub(crate) ack_policy: AckPolicy,
     pub(crate) undecodable: PoisonOutcome,
@@ -52,6 +56,47 @@ pub struct ConsumerOptions {
     pub(crate) visibility_timeout: Option<Duration>,
     pub(crate) stop_when_idle: Option<Duration>,
     pub(crate) error_backoff: Duration,
+    pub(crate) max_in_flight: usize,
+    pub(crate) receivers: Option<usize>,
+    pub(crate) heartbeat: Option<f64>,
+    pub(crate) retry_backoff: Option<RetryBackoff>,
+    pub(crate) no_retry: NoRetryOutcome,
+    pub(crate) ack_flush_interval: Duration,
+    pub(crate) shutdown_deadline: Duration,
+}
+
+/// The delay before a failed message is delivered again: `base × 2^(receives − 1)`, capped
+/// at `max`, with jitter (a random 50–100 % of it) so failures do not return in lockstep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryBackoff {
+    /// The delay after the first failure.
+    pub base: Duration,
+    /// The longest delay.
+    pub max: Duration,
+}
+
+impl Default for RetryBackoff {
+    /// 1 s, doubling, at most 5 minutes.
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What happens to a message whose handler said not to retry it ([`Failure::no_retry`]).
+///
+/// [`Failure::no_retry`]: crate::consumer::Failure::no_retry
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum NoRetryOutcome {
+    /// Send it to the queue's dead-letter queue now (and delete it from the queue); without a
+    /// dead-letter queue, leave it to the visibility timeout.
+    #[default]
+    DeadLetter,
+    /// Delete it.
+    Discard,
 }
 
 impl Default for ConsumerOptions {
@@ -65,6 +110,13 @@ impl Default for ConsumerOptions {
             visibility_timeout: None,
             stop_when_idle: None,
             error_backoff: Duration::from_secs(1),
+            max_in_flight: 10,
+            receivers: None,
+            heartbeat: Some(0.5),
+            retry_backoff: Some(RetryBackoff::default()),
+            no_retry: NoRetryOutcome::default(),
+            ack_flush_interval: Duration::from_millis(200),
+            shutdown_deadline: Duration::from_secs(30),
         }
     }
 }
@@ -120,5 +172,63 @@ impl ConsumerOptions {
     pub fn error_backoff(mut self, backoff: Duration) -> Self {
         self.error_backoff = backoff;
         self
+    }
+
+    /// Handlers running at once, across all messages (10 by default). Messages are only
+    /// received when there is room for them, so memory stays bounded under any backlog.
+    pub fn max_in_flight(mut self, limit: usize) -> Self {
+        self.max_in_flight = limit.max(1);
+        self
+    }
+
+    /// Receives in parallel when there is room for them; by default one per batch of free
+    /// capacity (`max_in_flight / batch_size`, rounded up), at most 8.
+    pub fn receivers(mut self, receivers: usize) -> Self {
+        self.receivers = Some(receivers.max(1));
+        self
+    }
+
+    /// Extend a message's visibility while its handler runs, each time `fraction` of the
+    /// visibility timeout has passed (0.5 by default), up to SQS's 12-hour maximum. `None`
+    /// turns heartbeats off: a handler that outlives the timeout then sees its message
+    /// delivered again.
+    pub fn heartbeat(mut self, fraction: Option<f64>) -> Self {
+        self.heartbeat = fraction.map(|f| f.clamp(0.05, 0.95));
+        self
+    }
+
+    /// The backoff before a failed message comes back; `None` leaves it to the visibility
+    /// timeout, as Python Melange does.
+    pub fn retry_backoff(mut self, backoff: Option<RetryBackoff>) -> Self {
+        self.retry_backoff = backoff;
+        self
+    }
+
+    /// What happens to a message whose handler said not to retry it.
+    pub fn no_retry(mut self, outcome: NoRetryOutcome) -> Self {
+        self.no_retry = outcome;
+        self
+    }
+
+    /// Acknowledgements are sent in batches of 10, or after this long (200 ms by default),
+    /// whichever comes first, and always on shutdown.
+    pub fn ack_flush_interval(mut self, interval: Duration) -> Self {
+        self.ack_flush_interval = interval;
+        self
+    }
+
+    /// On shutdown, how long running handlers may take to finish before they are cancelled
+    /// and their messages released (30 s by default).
+    pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
+        self.shutdown_deadline = deadline;
+        self
+    }
+
+    pub(crate) fn receiver_count(&self) -> usize {
+        self.receivers.unwrap_or_else(|| {
+            self.max_in_flight
+                .div_ceil(self.batch_size as usize)
+                .clamp(1, 8)
+        })
     }
 }

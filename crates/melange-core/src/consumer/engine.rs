@@ -1,0 +1,981 @@
+//! The consume loop. One task receives, runs handlers concurrently, extends visibility,
+//! schedules retries, acknowledges in batches and shuts down gracefully.
+//!
+//! Everything that touches an in-flight message happens in that one task, on owned state:
+//! a message's lease leaves the lease table before its acknowledgement is queued, and
+//! heartbeats are only ever sent for leases in the table, so a heartbeat after an
+//! acknowledgement cannot be issued.
+
+use std::cmp::Reverse;
+use std::collections::hash_map::{DefaultHasher, Entry};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::time::{Instant, sleep_until};
+use tracing::Instrument;
+
+use super::events::{ConsumerEvent, EventHook, Metrics};
+use super::failure::{Failure, Retry};
+use super::options::{AckPolicy, ConsumerOptions, NoRetryOutcome, PoisonOutcome, RetryBackoff};
+use super::{ConsumeSummary, Consumer, DeduplicationCache, MessageContext};
+use crate::backend::{MAX_VISIBILITY_TIMEOUT, MessagingBackend, QueueInfo, Received};
+use crate::envelope::{Envelope, OutgoingMessage, ReceiptHandle, ReceiveOptions};
+use crate::error::{BackendError, ConsumeError, HandlerError};
+use crate::serializer::SerializerRegistry;
+use crate::shutdown::Shutdown;
+
+/// The longest pause between receives after consecutive transient backend errors.
+const MAX_ERROR_BACKOFF: Duration = Duration::from_secs(30);
+/// Entries per batch call, as SQS allows.
+const BATCH: usize = 10;
+/// Pause after an empty receive that did not wait (short polling), so it does not spin.
+const EMPTY_POLL_PAUSE: Duration = Duration::from_millis(100);
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The consumers and settings a handler runs with.
+pub(crate) struct Engine<C, B> {
+    pub consumers: Vec<C>,
+    pub serializers: SerializerRegistry,
+    pub backend: B,
+    pub options: ConsumerOptions,
+    pub dedup: Option<Arc<dyn DeduplicationCache>>,
+    pub shutdown: Shutdown,
+    pub hook: Option<EventHook>,
+}
+
+/// What became of one message with all its consumers.
+#[derive(Debug)]
+enum Outcome {
+    Succeeded,
+    Failed { error: ConsumeError, retry: Retry },
+    Undecodable { error: ConsumeError },
+}
+
+struct Processed {
+    outcome: Outcome,
+    duplicates: u64,
+}
+
+/// A handler run that ended, with the envelope handed back for what follows.
+struct Finished {
+    id: u64,
+    envelope: Envelope,
+    processed: Result<Processed, String>,
+    elapsed: Duration,
+}
+
+/// A message received and not yet settled: running, or waiting behind its FIFO group.
+struct Lease {
+    receipt: ReceiptHandle,
+    received_at: Instant,
+    next_heartbeat: Option<Instant>,
+    group: Option<Arc<str>>,
+}
+
+/// A backend call made on the side, and what it achieved.
+enum IoDone {
+    Acknowledged(u64),
+    DeadLettered,
+    Failed(BackendError),
+    Done,
+}
+
+struct Stop {
+    deadline: Instant,
+    error: Option<BackendError>,
+}
+
+impl<C: Consumer, B: MessagingBackend> Engine<C, B> {
+    pub fn new(consumers: Vec<C>, serializers: SerializerRegistry, backend: B) -> Self {
+        Self {
+            consumers,
+            serializers,
+            backend,
+            options: ConsumerOptions::default(),
+            dedup: None,
+            shutdown: Shutdown::new(),
+            hook: None,
+        }
+    }
+
+    /// Consumes `queue` until shutdown, a fatal backend error, or (with `idle`) until nothing
+    /// arrived for that long.
+    pub async fn run(
+        &self,
+        queue: &str,
+        idle: Option<Duration>,
+    ) -> Result<ConsumeSummary, BackendError> {
+        let info = self.backend.get_queue(queue).await?;
+        let mut run = Run::new(self, queue, info, idle);
+        run.drive().await
+    }
+
+    fn emit(&self, event: ConsumerEvent<'_>) {
+        if let Some(hook) = &self.hook {
+            hook(&event);
+        }
+    }
+
+    /// Runs every accepting consumer on one message.
+    async fn process(&self, envelope: &Envelope) -> Processed {
+        let ctx = MessageContext::new(envelope, &self.serializers);
+        let manifest = ctx.manifest();
+        let mut failure = None;
+        let mut undecodable = None;
+        let mut duplicates = 0;
+        for consumer in &self.consumers {
+            if !consumer.accepts(manifest) {
+                continue;
+            }
+            let key = self.dedup.as_ref().map(|cache| {
+                (
+                    cache,
+                    format!("{}.{}", consumer.name(), envelope.message_id),
+                )
+            });
+            if let Some((cache, key)) = &key {
+                match cache.contains(key).await {
+                    Ok(true) => {
+                        tracing::info!(
+                            consumer = consumer.name(),
+                            "already processed; skipping the duplicate"
+                        );
+                        duplicates += 1;
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "de-duplication cache lookup failed; processing anyway");
+                    }
+                }
+            }
+            match consumer.consume(ctx).await {
+                Ok(()) => {
+                    if let Some((cache, key)) = &key
+                        && let Err(error) = cache.store(key).await
+                    {
+                        tracing::warn!(%error, "could not record the message in the de-duplication cache");
+                    }
+                }
+                Err(error @ ConsumeError::Decode(_)) => {
+                    tracing::error!(consumer = consumer.name(), %error, "cannot decode message");
+                    undecodable.get_or_insert(error);
+                }
+                Err(error) => {
+                    tracing::error!(consumer = consumer.name(), %error, "handler failed");
+                    failure.get_or_insert(error);
+                }
+            }
+        }
+        let outcome = match (failure, undecodable) {
+            (Some(error), _) => {
+                let retry = match &error {
+                    ConsumeError::Handler(HandlerError { source, .. }) => {
+                        Failure::retry_of(source.as_ref())
+                    }
+                    _ => Retry::WithBackoff,
+                };
+                Outcome::Failed { error, retry }
+            }
+            (None, Some(error)) => Outcome::Undecodable { error },
+            (None, None) => Outcome::Succeeded,
+        };
+        Processed {
+            outcome,
+            duplicates,
+        }
+    }
+}
+
+/// The state of one consume loop.
+struct Run<'e, C, B> {
+    engine: &'e Engine<C, B>,
+    options: &'e ConsumerOptions,
+    queue: &'e str,
+    info: QueueInfo,
+    visibility: Duration,
+    idle: Option<Duration>,
+    metrics: Metrics,
+    summary: ConsumeSummary,
+
+    receives: FuturesUnordered<BoxFuture<'e, (usize, Result<Received, BackendError>)>>,
+    reserved: usize,
+    handlers: FuturesUnordered<BoxFuture<'e, Finished>>,
+    io: FuturesUnordered<BoxFuture<'e, IoDone>>,
+
+    next_id: u64,
+    leases: HashMap<u64, Lease>,
+    heartbeats: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// FIFO: for each group with a running message, the messages waiting behind it.
+    groups: HashMap<Arc<str>, VecDeque<(u64, Envelope)>>,
+
+    acks: Vec<ReceiptHandle>,
+    acks_since: Option<Instant>,
+    releases: Vec<(ReceiptHandle, Duration)>,
+
+    paused_until: Option<Instant>,
+    error_backoff: Duration,
+    idle_seen: bool,
+    stop: Option<Stop>,
+}
+
+impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
+    fn new(
+        engine: &'e Engine<C, B>,
+        queue: &'e str,
+        info: QueueInfo,
+        idle: Option<Duration>,
+    ) -> Self {
+        let options = &engine.options;
+        Self {
+            engine,
+            options,
+            queue,
+            visibility: options
+                .visibility_timeout
+                .unwrap_or(info.visibility_timeout),
+            info,
+            idle,
+            metrics: Metrics::new(queue),
+            summary: ConsumeSummary::default(),
+            receives: FuturesUnordered::new(),
+            reserved: 0,
+            handlers: FuturesUnordered::new(),
+            io: FuturesUnordered::new(),
+            next_id: 0,
+            leases: HashMap::new(),
+            heartbeats: BinaryHeap::new(),
+            groups: HashMap::new(),
+            acks: Vec::new(),
+            acks_since: None,
+            releases: Vec::new(),
+            paused_until: None,
+            error_backoff: options.error_backoff,
+            idle_seen: false,
+            stop: None,
+        }
+    }
+
+    async fn drive(&mut self) -> Result<ConsumeSummary, BackendError> {
+        let shutdown = &self.engine.shutdown;
+        loop {
+            self.start_receives();
+            if self.finished() {
+                break;
+            }
+            let timer = self.next_timer();
+            tokio::select! {
+                biased;
+                () = shutdown.wait(), if self.stop.is_none() => self.begin_stop(None),
+                Some(finished) = self.handlers.next(), if !self.handlers.is_empty() => {
+                    self.on_finished(finished);
+                }
+                Some((reserved, received)) = self.receives.next(), if !self.receives.is_empty() => {
+                    self.on_received(reserved, received);
+                }
+                Some(done) = self.io.next(), if !self.io.is_empty() => self.on_io(done),
+                () = sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
+                    self.on_timer();
+                }
+                else => break,
+            }
+            self.flush(false);
+            self.metrics.in_flight.set(self.leases.len() as f64);
+        }
+        self.flush(true);
+        while let Some(done) = self.io.next().await {
+            self.on_io(done);
+        }
+        self.metrics.in_flight.set(0.0);
+        match self.stop.take().and_then(|stop| stop.error) {
+            Some(error) => Err(error),
+            None => Ok(std::mem::take(&mut self.summary)),
+        }
+    }
+
+    fn finished(&mut self) -> bool {
+        if self.stop.is_none()
+            && self.idle_seen
+            && self.leases.is_empty()
+            && self.handlers.is_empty()
+        {
+            self.begin_stop(None);
+        }
+        self.stop.is_some() && self.handlers.is_empty() && self.leases.is_empty()
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        let flush = self
+            .acks_since
+            .map(|since| since + self.options.ack_flush_interval);
+        let heartbeat = self.heartbeats.peek().map(|Reverse((at, _))| *at);
+        let pause = self.paused_until;
+        let deadline = self.stop.as_ref().map(|stop| stop.deadline);
+        [flush, heartbeat, pause, deadline]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Starts receives while there is room, never asking for more than the free capacity.
+    fn start_receives(&mut self) {
+        if self.stop.is_some()
+            || self
+                .paused_until
+                .is_some_and(|until| until > Instant::now())
+        {
+            return;
+        }
+        self.paused_until = None;
+        let batch = self.options.batch_size as usize;
+        while self.receives.len() < self.options.receiver_count() {
+            let used = self.leases.len() + self.reserved;
+            let free = self.options.max_in_flight.saturating_sub(used);
+            if free == 0 {
+                break;
+            }
+            let count = free.min(batch);
+            self.reserved += count;
+            let options = ReceiveOptions {
+                max_messages: count as u32,
+                wait_time: self.idle.unwrap_or(self.options.wait_time),
+                visibility_timeout: self.options.visibility_timeout,
+            };
+            let (backend, queue) = (&self.engine.backend, self.queue);
+            let early = self.options.ack_policy == AckPolicy::Early;
+            self.receives.push(Box::pin(async move {
+                let received = backend.receive(queue, &options).await;
+                match received {
+                    Ok(batch) if early => {
+                        (count, Ok(acknowledge_early(backend, queue, batch).await))
+                    }
+                    other => (count, other),
+                }
+            }));
+        }
+    }
+
+    fn on_received(&mut self, reserved: usize, received: Result<Received, BackendError>) {
+        self.reserved -= reserved;
+        let batch = match received {
+            Ok(batch) => batch,
+            Err(error) if error.is_transient() => {
+                let pause = self.error_backoff;
+                tracing::warn!(queue = self.queue, %error, ?pause, "receive failed; retrying after a pause");
+                self.paused_until = Some(Instant::now() + pause);
+                self.error_backoff = (pause * 2).min(MAX_ERROR_BACKOFF);
+                return;
+            }
+            Err(error) => {
+                tracing::error!(queue = self.queue, %error, "receive failed; stopping");
+                self.begin_stop(Some(error));
+                return;
+            }
+        };
+        self.error_backoff = self.options.error_backoff;
+        if batch.is_empty() {
+            if self.idle.is_some() {
+                self.idle_seen = true;
+            } else if self.options.wait_time.is_zero() {
+                self.paused_until = Some(Instant::now() + EMPTY_POLL_PAUSE);
+            }
+            return;
+        }
+        self.idle_seen = false;
+        self.summary.received += batch.len() as u64;
+        self.metrics.received.increment(batch.len() as u64);
+        for item in batch {
+            match item {
+                Ok(envelope) => self.admit(envelope),
+                Err(malformed) => {
+                    let reason = malformed.error.to_string();
+                    self.poison(
+                        &malformed.message_id,
+                        None,
+                        malformed.delivery.receipt,
+                        None,
+                        self.options.undecodable,
+                        &reason,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Takes a received message: poison is settled at once, without taking a slot; the rest
+    /// gets a lease and runs, or waits behind the running message of its FIFO group.
+    fn admit(&mut self, envelope: Envelope) {
+        let manifest = envelope.manifest.as_deref();
+        let reason = if !self.engine.consumers.iter().any(|c| c.accepts(manifest)) {
+            Some((
+                "no consumer accepts this manifest".to_owned(),
+                self.options.unknown_manifest,
+            ))
+        } else if let Some(id) = envelope.serializer_id
+            && let Err(error) = self.engine.serializers.by_id(id)
+        {
+            Some((error.to_string(), self.options.undecodable))
+        } else {
+            None
+        };
+        if let Some((reason, outcome)) = reason {
+            let receipt = envelope.delivery.receipt.clone();
+            let id = envelope.message_id.clone();
+            let manifest = envelope.manifest.clone();
+            self.poison(
+                &id,
+                manifest.as_deref(),
+                receipt,
+                Some(envelope),
+                outcome,
+                &reason,
+            );
+            return;
+        }
+
+        let id = self.next_id;
+        self.next_id += 1;
+        let now = Instant::now();
+        let next_heartbeat = match (self.options.heartbeat, self.options.ack_policy) {
+            (_, AckPolicy::Early) | (None, _) => None,
+            (Some(fraction), _) => Some(now + self.visibility.mul_f64(fraction)),
+        };
+        if let Some(at) = next_heartbeat {
+            self.heartbeats.push(Reverse((at, id)));
+        }
+        let group = envelope
+            .delivery
+            .message_group_id
+            .clone()
+            .filter(|_| self.info.fifo);
+        self.leases.insert(
+            id,
+            Lease {
+                receipt: envelope.delivery.receipt.clone(),
+                received_at: now,
+                next_heartbeat,
+                group: group.clone(),
+            },
+        );
+        match group {
+            Some(group) => match self.groups.entry(group) {
+                Entry::Occupied(mut waiting) => waiting.get_mut().push_back((id, envelope)),
+                Entry::Vacant(slot) => {
+                    slot.insert(VecDeque::new());
+                    self.start(id, envelope);
+                }
+            },
+            None => self.start(id, envelope),
+        }
+    }
+
+    fn start(&mut self, id: u64, envelope: Envelope) {
+        let engine = self.engine;
+        let span = tracing::info_span!(
+            "melange.message",
+            queue = self.queue,
+            message_id = %envelope.message_id,
+            manifest = envelope.manifest.as_deref(),
+            receive_count = envelope.delivery.receive_count,
+        );
+        self.handlers.push(Box::pin(
+            async move {
+                let started = Instant::now();
+                let processed = AssertUnwindSafe(engine.process(&envelope))
+                    .catch_unwind()
+                    .await
+                    .map_err(panic_message);
+                Finished {
+                    id,
+                    envelope,
+                    processed,
+                    elapsed: started.elapsed(),
+                }
+            }
+            .instrument(span),
+        ));
+    }
+
+    fn on_finished(&mut self, finished: Finished) {
+        let Finished {
+            id,
+            envelope,
+            processed,
+            elapsed,
+        } = finished;
+        // Removing the lease ends its heartbeats before anything settles the message.
+        let Some(lease) = self.leases.remove(&id) else {
+            return;
+        };
+        self.metrics.handler_seconds.record(elapsed.as_secs_f64());
+        let outcome = match processed {
+            Ok(processed) => {
+                self.summary.duplicates += processed.duplicates;
+                processed.outcome
+            }
+            Err(panic) => {
+                tracing::error!(queue = self.queue, message_id = %envelope.message_id, panic, "handler panicked");
+                self.summary.panicked += 1;
+                let error = ConsumeError::Handler(HandlerError {
+                    handler: "<panicked>",
+                    source: format!("handler panicked: {panic}").into(),
+                });
+                Outcome::Failed {
+                    error,
+                    retry: Retry::WithBackoff,
+                }
+            }
+        };
+        let settled = match outcome {
+            Outcome::Succeeded => {
+                self.summary.succeeded += 1;
+                self.metrics.handled.increment(1);
+                self.engine.emit(ConsumerEvent::Handled {
+                    message_id: &envelope.message_id,
+                    manifest: envelope.manifest.as_deref(),
+                    elapsed,
+                });
+                self.acknowledge(lease.receipt.clone());
+                true
+            }
+            Outcome::Undecodable { error } => {
+                let reason = error.to_string();
+                self.poison(
+                    &envelope.message_id.clone(),
+                    envelope.manifest.clone().as_deref(),
+                    lease.receipt.clone(),
+                    Some(envelope.clone()),
+                    self.options.undecodable,
+                    &reason,
+                )
+            }
+            Outcome::Failed { error, retry } => self.fail(&envelope, &lease, &error, retry),
+        };
+        if let Some(group) = lease.group {
+            self.continue_group(group, settled);
+        }
+    }
+
+    /// Settles a failed message; returns whether it left the queue (acknowledged or
+    /// dead-lettered).
+    fn fail(
+        &mut self,
+        envelope: &Envelope,
+        lease: &Lease,
+        error: &ConsumeError,
+        retry: Retry,
+    ) -> bool {
+        self.summary.failed += 1;
+        self.metrics.failed.increment(1);
+        let receive_count = envelope.delivery.receive_count;
+        let mut retry_in = None;
+        let settled = match (self.options.ack_policy, retry) {
+            (AckPolicy::Always, _) => {
+                self.acknowledge(lease.receipt.clone());
+                true
+            }
+            (AckPolicy::Early, _) => true,
+            (AckPolicy::AfterSuccess, Retry::Never) => match self.options.no_retry {
+                NoRetryOutcome::Discard => {
+                    self.acknowledge(lease.receipt.clone());
+                    true
+                }
+                NoRetryOutcome::DeadLetter => self.dead_letter(envelope.clone()),
+            },
+            (AckPolicy::AfterSuccess, Retry::After(delay)) => {
+                retry_in = Some(delay.min(MAX_VISIBILITY_TIMEOUT));
+                false
+            }
+            (AckPolicy::AfterSuccess, Retry::WithBackoff) => {
+                retry_in = self
+                    .options
+                    .retry_backoff
+                    .map(|backoff| retry_delay(backoff, receive_count, &envelope.message_id));
+                false
+            }
+        };
+        if let Some(delay) = retry_in {
+            self.summary.retried += 1;
+            self.metrics.retried.increment(1);
+            self.releases.push((lease.receipt.clone(), delay));
+        }
+        tracing::warn!(
+            queue = self.queue,
+            message_id = %envelope.message_id,
+            manifest = envelope.manifest.as_deref(),
+            receive_count,
+            ?retry_in,
+            %error,
+            "message failed"
+        );
+        self.engine.emit(ConsumerEvent::Failed {
+            message_id: &envelope.message_id,
+            manifest: envelope.manifest.as_deref(),
+            receive_count,
+            error,
+            retry_in,
+        });
+        settled
+    }
+
+    /// Settles a message that cannot be processed; returns whether it left the queue.
+    fn poison(
+        &mut self,
+        message_id: &str,
+        manifest: Option<&str>,
+        receipt: ReceiptHandle,
+        envelope: Option<Envelope>,
+        outcome: PoisonOutcome,
+        reason: &str,
+    ) -> bool {
+        self.summary.poison += 1;
+        self.metrics.poison.increment(1);
+        tracing::error!(
+            queue = self.queue,
+            message_id,
+            manifest,
+            reason,
+            ?outcome,
+            "unprocessable message"
+        );
+        self.engine.emit(ConsumerEvent::Poison {
+            message_id,
+            manifest,
+            reason,
+        });
+        match (self.options.ack_policy, outcome, envelope) {
+            (AckPolicy::Early, _, _) => true,
+            (AckPolicy::Always, _, _) | (_, PoisonOutcome::Discard, _) => {
+                self.acknowledge(receipt);
+                true
+            }
+            (_, PoisonOutcome::DeadLetter, Some(envelope)) => self.dead_letter(envelope),
+            _ => false,
+        }
+    }
+
+    /// FIFO: after a message of `group` settles, start the next one if the message left the
+    /// queue; otherwise it will be delivered again first, so release the ones behind it.
+    fn continue_group(&mut self, group: Arc<str>, settled: bool) {
+        let Some(waiting) = self.groups.get_mut(&group) else {
+            return;
+        };
+        if settled && let Some((id, envelope)) = waiting.pop_front() {
+            self.start(id, envelope);
+            return;
+        }
+        if let Some(waiting) = self.groups.remove(&group) {
+            for (id, _) in waiting {
+                self.release_lease(id);
+            }
+        }
+    }
+
+    /// Makes a leased message visible at once and forgets it.
+    fn release_lease(&mut self, id: u64) {
+        if let Some(lease) = self.leases.remove(&id) {
+            self.summary.released += 1;
+            self.releases.push((lease.receipt, Duration::ZERO));
+        }
+    }
+
+    fn acknowledge(&mut self, receipt: ReceiptHandle) {
+        if self.options.ack_policy == AckPolicy::Early {
+            return;
+        }
+        self.acks.push(receipt);
+        self.acks_since.get_or_insert_with(Instant::now);
+    }
+
+    /// Copies the message to the dead-letter queue, then deletes it. Returns false (and
+    /// leaves the message to the visibility timeout) when the queue has none.
+    fn dead_letter(&mut self, envelope: Envelope) -> bool {
+        let Some(policy) = self.info.dead_letter.clone() else {
+            tracing::warn!(queue = self.queue, message_id = %envelope.message_id, "no dead-letter queue; the message is left to its visibility timeout");
+            return false;
+        };
+        let (backend, queue) = (&self.engine.backend, self.queue);
+        self.engine.emit(ConsumerEvent::DeadLettered {
+            message_id: &envelope.message_id,
+            dead_letter_queue: &policy.queue,
+        });
+        self.io.push(Box::pin(async move {
+            let receipt = envelope.delivery.receipt.clone();
+            let copy = dead_letter_copy(&envelope, &policy.queue);
+            if let Err(error) = backend.publish_to_queue(&policy.queue, copy).await {
+                return IoDone::Failed(error);
+            }
+            match backend.acknowledge(queue, &receipt).await {
+                Ok(()) => IoDone::DeadLettered,
+                Err(error) => IoDone::Failed(error),
+            }
+        }));
+        true
+    }
+
+    fn on_io(&mut self, done: IoDone) {
+        match done {
+            IoDone::Acknowledged(count) => self.summary.acknowledged += count,
+            IoDone::DeadLettered => {
+                self.summary.dead_lettered += 1;
+                self.metrics.dead_lettered.increment(1);
+            }
+            IoDone::Failed(error @ BackendError::QueueDoesNotExist { .. }) => {
+                tracing::error!(queue = self.queue, %error, "queue gone; stopping");
+                if self.stop.is_none() {
+                    self.begin_stop(Some(error));
+                }
+            }
+            IoDone::Failed(error) => {
+                tracing::warn!(queue = self.queue, %error, "backend call failed; affected messages will be delivered again");
+            }
+            IoDone::Done => {}
+        }
+    }
+
+    fn on_timer(&mut self) {
+        let now = Instant::now();
+        if self.stop.as_ref().is_some_and(|stop| stop.deadline <= now) {
+            self.cancel_handlers();
+        }
+        self.send_heartbeats(now);
+        // Flushing on the timer happens in `flush`, called after every event.
+    }
+
+    /// Extends the visibility of every lease whose heartbeat is due, in batches.
+    fn send_heartbeats(&mut self, now: Instant) {
+        let Some(fraction) = self.options.heartbeat else {
+            return;
+        };
+        let mut due = Vec::new();
+        while let Some(Reverse((at, id))) = self.heartbeats.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.heartbeats.pop();
+            let Some(lease) = self.leases.get_mut(&id) else {
+                continue;
+            };
+            if lease.next_heartbeat != Some(at) {
+                continue;
+            }
+            let left = (lease.received_at + MAX_VISIBILITY_TIMEOUT).saturating_duration_since(now);
+            let timeout = self.visibility.min(left);
+            if timeout.is_zero() {
+                lease.next_heartbeat = None;
+                continue;
+            }
+            let next = now + timeout.mul_f64(fraction);
+            lease.next_heartbeat = Some(next);
+            self.heartbeats.push(Reverse((next, id)));
+            due.push((lease.receipt.clone(), timeout));
+        }
+        for chunk in due.chunks(BATCH) {
+            self.change_visibility(chunk.to_vec());
+        }
+    }
+
+    fn change_visibility(&mut self, entries: Vec<(ReceiptHandle, Duration)>) {
+        let (backend, queue) = (&self.engine.backend, self.queue);
+        self.io.push(Box::pin(async move {
+            match backend.change_visibility_batch(queue, &entries).await {
+                Ok(results) => {
+                    for error in results.into_iter().filter_map(Result::err) {
+                        tracing::warn!(queue, %error, "visibility change failed");
+                    }
+                    IoDone::Done
+                }
+                Err(error) => IoDone::Failed(error),
+            }
+        }));
+    }
+
+    /// Sends buffered acknowledgements and visibility changes: full batches at once, the rest
+    /// when the flush interval has passed, everything when `all`.
+    fn flush(&mut self, all: bool) {
+        let due = all
+            || self
+                .acks_since
+                .is_some_and(|since| since + self.options.ack_flush_interval <= Instant::now());
+        while self.acks.len() >= BATCH || (due && !self.acks.is_empty()) {
+            let take = self.acks.len().min(BATCH);
+            let receipts: Vec<ReceiptHandle> = self.acks.drain(..take).collect();
+            let (backend, queue) = (&self.engine.backend, self.queue);
+            self.io.push(Box::pin(async move {
+                match backend.acknowledge_batch(queue, &receipts).await {
+                    Ok(results) => {
+                        let mut acknowledged = 0;
+                        for result in results {
+                            match result {
+                                Ok(()) => acknowledged += 1,
+                                Err(error) => tracing::warn!(queue, %error, "acknowledgement failed; the message will be delivered again"),
+                            }
+                        }
+                        IoDone::Acknowledged(acknowledged)
+                    }
+                    Err(error) => IoDone::Failed(error),
+                }
+            }));
+        }
+        if self.acks.is_empty() {
+            self.acks_since = None;
+        }
+        // Retry delays and releases matter as soon as they are known: send them now.
+        while !self.releases.is_empty() {
+            let take = self.releases.len().min(BATCH);
+            let entries: Vec<_> = self.releases.drain(..take).collect();
+            self.change_visibility(entries);
+        }
+    }
+
+    /// Stops receiving (cancelling the receives in flight), releases the messages that were
+    /// waiting behind their FIFO group, and gives running handlers until the deadline.
+    fn begin_stop(&mut self, error: Option<BackendError>) {
+        if self.stop.is_some() {
+            return;
+        }
+        self.stop = Some(Stop {
+            deadline: Instant::now() + self.options.shutdown_deadline,
+            error,
+        });
+        self.receives = FuturesUnordered::new();
+        self.reserved = 0;
+        let waiting: Vec<u64> = self
+            .groups
+            .drain()
+            .flat_map(|(_, waiting)| waiting.into_iter().map(|(id, _)| id))
+            .collect();
+        for id in waiting {
+            self.release_lease(id);
+        }
+    }
+
+    /// The shutdown deadline passed: cancel the handlers still running and release their
+    /// messages so another consumer takes them at once.
+    fn cancel_handlers(&mut self) {
+        let cancelled = self.handlers.len();
+        self.handlers = FuturesUnordered::new();
+        self.groups.clear();
+        let ids: Vec<u64> = self.leases.keys().copied().collect();
+        for id in ids {
+            self.release_lease(id);
+        }
+        if cancelled > 0 {
+            tracing::warn!(
+                queue = self.queue,
+                cancelled,
+                "shutdown deadline passed; cancelled running handlers and released their messages"
+            );
+        }
+    }
+}
+
+/// Early acknowledgement: delete the batch before processing it, and keep only the
+/// messages whose deletion succeeded (the others will be delivered again).
+async fn acknowledge_early<B: MessagingBackend>(
+    backend: &B,
+    queue: &str,
+    batch: Received,
+) -> Received {
+    let receipts: Vec<ReceiptHandle> = batch
+        .iter()
+        .map(|item| match item {
+            Ok(envelope) => envelope.delivery.receipt.clone(),
+            Err(malformed) => malformed.delivery.receipt.clone(),
+        })
+        .collect();
+    let mut results = Vec::with_capacity(receipts.len());
+    for chunk in receipts.chunks(BATCH) {
+        match backend.acknowledge_batch(queue, chunk).await {
+            Ok(chunk_results) => results.extend(chunk_results.into_iter().map(|r| r.is_ok())),
+            Err(error) => {
+                tracing::warn!(queue, %error, "early acknowledgement failed; the messages will be delivered again");
+                results.extend(std::iter::repeat_n(false, chunk.len()));
+            }
+        }
+    }
+    batch
+        .into_iter()
+        .zip(results)
+        .filter_map(|(item, acked)| acked.then_some(item))
+        .collect()
+}
+
+/// The delay before retry number `receive_count`: exponential, capped, with jitter derived
+/// from the message id (so it differs between messages without a random number generator).
+fn retry_delay(backoff: RetryBackoff, receive_count: u32, message_id: &str) -> Duration {
+    let exponent = receive_count.saturating_sub(1).min(30);
+    let delay = backoff.base.saturating_mul(1 << exponent).min(backoff.max);
+    let mut hasher = DefaultHasher::new();
+    (message_id, receive_count).hash(&mut hasher);
+    let jitter = 0.5 + (hasher.finish() % 1000) as f64 / 2000.0;
+    delay.mul_f64(jitter).min(MAX_VISIBILITY_TIMEOUT)
+}
+
+/// The message as it goes to the dead-letter queue: the same content and attributes.
+fn dead_letter_copy(envelope: &Envelope, dead_letter_queue: &str) -> OutgoingMessage {
+    let mut copy = OutgoingMessage::new(
+        envelope.content.to_string(),
+        envelope.manifest.as_deref().unwrap_or_default().to_owned(),
+        envelope.serializer_id.unwrap_or(1),
+    );
+    if envelope.manifest.is_none() {
+        copy.manifest = None;
+    }
+    copy.attributes = envelope.delivery.attributes.clone();
+    if crate::backend::is_fifo_name(dead_letter_queue) {
+        copy.message_group_id = Some(
+            envelope
+                .delivery
+                .message_group_id
+                .as_deref()
+                .unwrap_or("melange-dead-letter")
+                .to_owned(),
+        );
+        copy.deduplication_id = Some(envelope.message_id.to_string());
+    }
+    copy
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_grows_with_receives_is_capped_and_jittered() {
+        let backoff = RetryBackoff {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        };
+        let delays: Vec<Duration> = (1..=10).map(|n| retry_delay(backoff, n, "m-1")).collect();
+        for (n, delay) in delays.iter().enumerate() {
+            let full = Duration::from_secs(1 << n).min(Duration::from_secs(60));
+            assert!(
+                *delay >= full / 2 && *delay <= full,
+                "receive {}: {delay:?} vs {full:?}",
+                n + 1
+            );
+        }
+        assert_ne!(
+            retry_delay(backoff, 3, "m-1"),
+            retry_delay(backoff, 3, "m-2")
+        );
+        assert!(retry_delay(backoff, u32::MAX, "m") <= Duration::from_secs(60));
+    }
+}
