@@ -13,6 +13,8 @@ mod handler;
 mod options;
 
 pub use context::MessageContext;
+#[cfg(feature = "redis")]
+pub use dedup::RedisDeduplicationCache;
 pub use dedup::{CacheFuture, DeduplicationCache, InMemoryDeduplicationCache};
 pub use events::ConsumerEvent;
 pub use failure::{Failure, Retry};

@@ -8,6 +8,11 @@ use tokio::time::Instant;
 
 use crate::error::BoxError;
 
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisDeduplicationCache;
+
 /// A boxed future returned by [`DeduplicationCache`] methods.
 pub type CacheFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send + 'a>>;
 
