@@ -1,3 +1,5 @@
 //! Integration tests, one binary.
 #[cfg(feature = "redis")]
 mod redis;
+mod listener;
+mod ui;

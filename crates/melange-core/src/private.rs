@@ -2,11 +2,13 @@
 //! any release.
 
 pub use crate::consumer::{Consumer, MessageContext};
-pub use crate::error::{BoxError, ConsumeError, HandlerError};
+pub use crate::error::{BoxError, ConsumeError, HandlerError, SerializationError};
 pub use crate::message::Message;
 pub use core::future::Future;
+pub use core::marker::{Send, Sync};
 pub use core::option::Option;
 pub use core::result::Result;
+pub use serde::Serialize;
 pub use serde::de::DeserializeOwned;
 
 /// What a handler may return: `()` or `Result<(), E>` with an error convertible to
@@ -22,15 +24,69 @@ pub trait IntoHandlerResult {
 }
 
 impl IntoHandlerResult for () {
+    #[inline]
     fn into_handler_result(self) -> Result<(), BoxError> {
         Ok(())
     }
 }
 
 impl<E: Into<BoxError>> IntoHandlerResult for Result<(), E> {
+    #[inline]
     fn into_handler_result(self) -> Result<(), BoxError> {
         self.map_err(Into::into)
     }
+}
+
+/// The outcome of handler `handler` as the consumer reports it.
+#[inline]
+pub fn handler_result<R: IntoHandlerResult>(
+    handler: &'static str,
+    result: R,
+) -> Result<(), ConsumeError> {
+    match result.into_handler_result() {
+        Ok(()) => Ok(()),
+        Err(source) => Err(ConsumeError::Handler(HandlerError { handler, source })),
+    }
+}
+
+/// The error of a consumer handed a message none of its handlers takes.
+#[cold]
+pub fn unaccepted(consumer: &'static str, manifest: Option<&str>) -> ConsumeError {
+    ConsumeError::Unaccepted {
+        consumer,
+        manifest: manifest.map(str::to_owned),
+    }
+}
+
+/// The route to a handler of a [`Message`] type: its manifest and its decoder.
+///
+/// Generated code builds one per handler with [`Route::new`], the only place that requires
+/// `M: Message`, so a handler whose parameter is not a message gets exactly one error, at the
+/// parameter's type.
+pub struct Route<M> {
+    /// `M::MANIFEST`.
+    pub manifest: &'static str,
+    /// Decodes an `M`.
+    pub decode: fn(MessageContext<'_>) -> Result<M, SerializationError>,
+}
+
+impl<M> Route<M> {
+    /// The route to a handler of `M`.
+    #[inline]
+    pub const fn new() -> Self
+    where
+        M: Message,
+    {
+        Self {
+            manifest: M::MANIFEST,
+            decode: decode::<M>,
+        }
+    }
+}
+
+#[inline]
+fn decode<M: DeserializeOwned>(ctx: MessageContext<'_>) -> Result<M, SerializationError> {
+    ctx.decode::<M>()
 }
 
 /// String equality usable in constants, for compile-time checks of duplicate manifests.

@@ -1,0 +1,292 @@
+//! The `Consumer` impl of a checked listener. Produces no errors of its own.
+
+use proc_macro2::TokenStream;
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Generics, Type, parse_quote};
+
+use super::ast::Listener;
+use super::valid::{Binding, Consumer, Handler};
+
+/// How generated code reaches one handler's manifest and decoder.
+struct Route {
+    /// Items defined next to the impl (non-generic routes).
+    item: Option<TokenStream>,
+    /// The handler's manifest, a constant expression.
+    manifest: TokenStream,
+    /// Decodes the message from `__melange_ctx`, giving a `Result<T, SerializationError>`.
+    decode: TokenStream,
+}
+
+/// The user's impl block is emitted by the caller; this is everything added next to it.
+pub(crate) fn consumer_impl(listener: &Listener, consumer: &Consumer) -> TokenStream {
+    let private = quote!(::melange::__private);
+    let generics = consumer_generics(&listener.item.generics);
+    let generic = !listener.item.generics.params.is_empty();
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    let self_ty = &listener.item.self_ty;
+    let name = &consumer.name;
+
+    let routes: Vec<Route> = consumer
+        .handlers
+        .iter()
+        .enumerate()
+        .map(|(index, handler)| route(index, handler, generic))
+        .collect();
+    let route_items = routes.iter().filter_map(|route| route.item.as_ref());
+
+    let duplicate_check = (routes.len() > 1).then(|| {
+        let manifests = routes.iter().map(|route| &route.manifest);
+        let message = duplicate_message(consumer);
+        let check = quote! {
+            if #private::has_duplicate(&[#(#manifests),*]) {
+                ::core::panic!("{}", #message)
+            }
+        };
+        check
+    });
+    // Non-generic consumers are checked where they are defined; generic ones when used.
+    let (module_check, consume_check) = match duplicate_check {
+        Some(check) if generic => (None, Some(quote!(const { #check };))),
+        Some(check) => (Some(quote!(const _: () = #check;)), None),
+        None => (None, None),
+    };
+
+    let accepts = if consumer.fallback.is_some() {
+        quote! {
+            #[inline]
+            fn accepts(&self, _manifest: #private::Option<&str>) -> bool {
+                true
+            }
+        }
+    } else if routes.is_empty() {
+        quote! {
+            #[inline]
+            fn accepts(&self, _manifest: #private::Option<&str>) -> bool {
+                false
+            }
+        }
+    } else {
+        let manifests = routes.iter().map(|route| &route.manifest);
+        quote! {
+            #[inline]
+            fn accepts(&self, manifest: #private::Option<&str>) -> bool {
+                match manifest {
+                    #private::Option::Some(manifest) => #(manifest == #manifests)||*,
+                    #private::Option::None => false,
+                }
+            }
+        }
+    };
+
+    let dispatch = (!routes.is_empty()).then(|| {
+        let arms = consumer
+            .handlers
+            .iter()
+            .zip(&routes)
+            .map(|(handler, route)| {
+                let manifest = &route.manifest;
+                let call = call_handler(name, handler, &route.decode);
+                quote! {
+                    if __melange_manifest == #manifest {
+                        #call
+                    }
+                }
+            });
+        quote! {
+            if let #private::Option::Some(__melange_manifest) = __melange_ctx.manifest() {
+                #(#arms)*
+            }
+        }
+    });
+    let tail = match &consumer.fallback {
+        Some(fallback) => {
+            let decode = decode_with_serde(&fallback.message);
+            call_handler(name, fallback, &decode)
+        }
+        None => quote! {
+            #private::Result::Err(#private::unaccepted(#name, __melange_ctx.manifest()))
+        },
+    };
+
+    quote! {
+        const _: () = {
+            #(#route_items)*
+            #module_check
+
+            #[automatically_derived]
+            impl #impl_generics #private::Consumer for #self_ty #where_clause {
+                #[inline]
+                fn name(&self) -> &'static str {
+                    #name
+                }
+
+                #accepts
+
+                fn consume<'__melange>(
+                    &'__melange self,
+                    __melange_ctx: #private::MessageContext<'__melange>,
+                ) -> impl #private::Future<
+                    Output = #private::Result<(), #private::ConsumeError>,
+                > + #private::Send + '__melange {
+                    #consume_check
+                    async move {
+                        #dispatch
+                        #tail
+                    }
+                }
+            }
+        };
+    }
+}
+
+/// A `Consumer` impl that takes nothing, emitted when the listener has errors so that uses of
+/// the type as a consumer add none.
+pub(crate) fn stand_in_impl(listener: &Listener, consumer: &Consumer) -> TokenStream {
+    if listener.item.trait_.is_some() {
+        return TokenStream::new();
+    }
+    let private = quote!(::melange::__private);
+    let generics = consumer_generics(&listener.item.generics);
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    let self_ty = &listener.item.self_ty;
+    let name = &consumer.name;
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics #private::Consumer for #self_ty #where_clause {
+            fn accepts(&self, _manifest: #private::Option<&str>) -> bool {
+                false
+            }
+
+            fn consume<'__melange>(
+                &'__melange self,
+                __melange_ctx: #private::MessageContext<'__melange>,
+            ) -> impl #private::Future<
+                Output = #private::Result<(), #private::ConsumeError>,
+            > + #private::Send + '__melange {
+                async move {
+                    #private::Result::Err(#private::unaccepted(#name, __melange_ctx.manifest()))
+                }
+            }
+        }
+    }
+}
+
+/// The impl block's generics, plus the bounds `Consumer` needs of a generic type.
+fn consumer_generics(generics: &Generics) -> Generics {
+    let mut generics = generics.clone();
+    if !generics.params.is_empty() {
+        generics.make_where_clause().predicates.push(parse_quote! {
+            Self: ::melange::__private::Send + ::melange::__private::Sync + 'static
+        });
+    }
+    generics
+}
+
+/// The manifest and decoder of a handler bound to a manifest.
+fn route(index: usize, handler: &Handler, generic: bool) -> Route {
+    let private = quote!(::melange::__private);
+    match &handler.binding {
+        Binding::MessageType => {
+            let ty = &handler.message;
+            // `Route::<T>::new()` is the one place that requires `T: Message`, spanned at `T`,
+            // so a type that is not a message gets one error, there.
+            let new_route = quote_spanned!(ty.span()=> #private::Route::<#ty>::new());
+            if generic || mentions_self(ty) {
+                let route = quote!((const { #new_route }));
+                Route {
+                    item: None,
+                    manifest: quote!(#route.manifest),
+                    decode: quote!((#route.decode)(__melange_ctx)),
+                }
+            } else {
+                let constant = format_ident!("__MELANGE_ROUTE_{}", index);
+                Route {
+                    item: Some(quote! {
+                        const #constant: #private::Route<#ty> = #new_route;
+                    }),
+                    manifest: quote!(#constant.manifest),
+                    decode: quote!((#constant.decode)(__melange_ctx)),
+                }
+            }
+        }
+        Binding::Manifest(manifest) => Route {
+            item: None,
+            manifest: manifest.to_token_stream(),
+            decode: decode_with_serde(&handler.message),
+        },
+        // Not routed by manifest; `consumer_impl` handles it.
+        Binding::Fallback => Route {
+            item: None,
+            manifest: TokenStream::new(),
+            decode: decode_with_serde(&handler.message),
+        },
+    }
+}
+
+/// Decoding into a type that only needs `DeserializeOwned`, spanned at the type.
+fn decode_with_serde(ty: &Type) -> TokenStream {
+    quote_spanned! {ty.span()=>
+        ::melange::__private::MessageContext::decode::<#ty>(&__melange_ctx)
+    }
+}
+
+/// Decodes, calls the handler and returns its outcome.
+fn call_handler(consumer: &str, handler: &Handler, decode: &TokenStream) -> TokenStream {
+    let private = quote!(::melange::__private);
+    let method = &handler.ident;
+    let handler_name = format!("{consumer}::{method}");
+    let context = handler
+        .context
+        .as_ref()
+        .map(|ty| quote_spanned!(ty.span()=> , __melange_ctx));
+    let result = quote_spanned! {handler.output=>
+        #private::handler_result(#handler_name, Self::#method(self, __melange_message #context).await)
+    };
+    quote! {
+        let __melange_message = match #decode {
+            #private::Result::Ok(message) => message,
+            #private::Result::Err(error) => {
+                return #private::Result::Err(#private::ConsumeError::Decode(error));
+            }
+        };
+        return #result;
+    }
+}
+
+/// Whether a type refers to `Self`, which constants outside the impl cannot name.
+fn mentions_self(ty: &Type) -> bool {
+    fn walk(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            proc_macro2::TokenTree::Ident(ident) => ident == "Self",
+            proc_macro2::TokenTree::Group(group) => walk(group.stream()),
+            _ => false,
+        })
+    }
+    walk(ty.to_token_stream())
+}
+
+/// The panic message of the compile-time check that no two handlers share a manifest.
+fn duplicate_message(consumer: &Consumer) -> String {
+    let handlers: Vec<String> = consumer
+        .handlers
+        .iter()
+        .map(|handler| match &handler.binding {
+            Binding::Manifest(manifest) => {
+                format!("`{}` (manifest {:?})", handler.ident, manifest.value())
+            }
+            _ => format!(
+                "`{}` (`{}::MANIFEST`)",
+                handler.ident,
+                handler.message.to_token_stream()
+            ),
+        })
+        .collect();
+    format!(
+        "two handlers of `{}` are bound to the same manifest, among {}; a consumer has one \
+         handler per manifest: give the message types distinct manifests \
+         (`#[melange(manifest = \"...\")]`) or merge the handlers",
+        consumer.name,
+        handlers.join(", ")
+    )
+}

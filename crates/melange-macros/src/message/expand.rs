@@ -1,0 +1,34 @@
+//! The `impl Message` for a type.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{LitStr, parse_quote};
+
+use super::ast::MessageInput;
+
+/// `impl ::melange::__private::Message for T { const MANIFEST: &'static str = "..."; }`.
+pub(crate) fn message_impl(message: &MessageInput<'_>) -> TokenStream {
+    let ident = message.ident;
+    let manifest = message
+        .manifest
+        .clone()
+        .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
+    let mut generics = message.generics.clone();
+    if !generics.params.is_empty() {
+        // The supertraits of `Message` must hold for every instance the impl covers.
+        generics.make_where_clause().predicates.push(parse_quote! {
+            Self: ::melange::__private::Serialize
+                + ::melange::__private::DeserializeOwned
+                + ::melange::__private::Send
+                + ::melange::__private::Sync
+                + 'static
+        });
+    }
+    let (impl_generics, type_generics, where_clause) = generics.split_for_impl();
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics ::melange::__private::Message for #ident #type_generics #where_clause {
+            const MANIFEST: &'static str = #manifest;
+        }
+    }
+}

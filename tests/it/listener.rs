@@ -1,0 +1,265 @@
+//! `#[listener]` consumers driven by hand: dispatch by manifest, context, explicit manifests,
+//! fallback, and the errors `consume` reports.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use melange::{
+    ConsumeError, Consumer, Delivery, Envelope, MessageContext, ReceiptHandle, SerializerRegistry,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, melange::Message)]
+struct OrderCreated {
+    order_id: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, melange::Message)]
+#[melange(manifest = "orders.Cancelled")]
+struct OrderCancelled {
+    order_id: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+struct Legacy {
+    kind: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("order {0} is cursed")]
+struct Cursed(u64);
+
+/// What each handler saw, in order.
+#[derive(Default)]
+struct Orders {
+    seen: Mutex<Vec<String>>,
+}
+
+impl Orders {
+    fn record(&self, entry: String) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push(entry);
+        }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .map(|seen| seen.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[melange::listener]
+impl Orders {
+    const CURSED: u64 = 13;
+
+    async fn on_created(&self, event: OrderCreated) -> Result<(), Cursed> {
+        if event.order_id == Self::CURSED {
+            return Err(Cursed(event.order_id));
+        }
+        self.record(format!("created {}", event.order_id));
+        Ok(())
+    }
+
+    async fn on_cancelled(&self, event: OrderCancelled, ctx: MessageContext<'_>) {
+        self.record(format!(
+            "cancelled {} id={} queue={} count={} group={:?} trace={:?}",
+            event.order_id,
+            ctx.message_id(),
+            ctx.queue(),
+            ctx.receive_count(),
+            ctx.message_group_id(),
+            ctx.attributes().get("trace"),
+        ));
+    }
+
+    #[listener(manifest = "json")]
+    async fn on_legacy(&self, payload: Legacy) {
+        self.record(format!("legacy {}", self.describe(&payload)));
+    }
+
+    #[listener(skip)]
+    fn describe(&self, payload: &Legacy) -> String {
+        payload.kind.to_uppercase()
+    }
+}
+
+/// Takes two message types and everything else.
+#[derive(Default)]
+struct CatchAll {
+    seen: Mutex<Vec<String>>,
+}
+
+#[melange::listener]
+impl CatchAll {
+    async fn on_created(&self, event: OrderCreated) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push(format!("created {}", event.order_id));
+        }
+    }
+
+    #[listener(fallback)]
+    async fn on_any(&self, payload: serde_json::Value, ctx: MessageContext<'_>) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push(format!("any {payload} manifest={:?}", ctx.manifest()));
+        }
+    }
+}
+
+/// A generic consumer: the handler's message type comes from the impl block.
+struct Relay<M> {
+    seen: Mutex<Vec<M>>,
+}
+
+#[melange::listener]
+impl<M: melange::Message + Clone> Relay<M> {
+    async fn on_message(&self, message: M) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push(message);
+        }
+    }
+}
+
+fn envelope(manifest: Option<&str>, content: &str) -> Envelope {
+    Envelope {
+        message_id: Arc::from("m-1"),
+        content: Arc::from(content),
+        manifest: manifest.map(Arc::from),
+        serializer_id: manifest.map(|_| 1),
+        delivery: Delivery {
+            queue: Arc::from("orders"),
+            receipt: ReceiptHandle::new("r-1"),
+            receive_count: 3,
+            message_group_id: Some(Arc::from("g-1")),
+            attributes: HashMap::from([("trace".to_owned(), "t-9".to_owned())]),
+        },
+    }
+}
+
+async fn consume<C: Consumer>(
+    consumer: &C,
+    manifest: Option<&str>,
+    content: &str,
+) -> Result<(), ConsumeError> {
+    let envelope = envelope(manifest, content);
+    let serializers = SerializerRegistry::default();
+    consumer
+        .consume(MessageContext::new(&envelope, &serializers))
+        .await
+}
+
+#[test]
+fn name_and_accepts() {
+    let orders = Orders::default();
+    assert_eq!(orders.name(), "Orders");
+    assert!(orders.accepts(Some("OrderCreated")));
+    assert!(orders.accepts(Some("orders.Cancelled")));
+    assert!(orders.accepts(Some("json")));
+    assert!(!orders.accepts(Some("OrderCancelled")));
+    assert!(!orders.accepts(Some("Refund")));
+    assert!(!orders.accepts(None));
+
+    let catch_all = CatchAll::default();
+    assert_eq!(catch_all.name(), "CatchAll");
+    assert!(catch_all.accepts(Some("Refund")));
+    assert!(catch_all.accepts(None));
+}
+
+#[tokio::test]
+async fn dispatches_by_manifest_to_the_right_handler() -> Result<(), ConsumeError> {
+    let orders = Orders::default();
+    consume(&orders, Some("OrderCreated"), r#"{"order_id":1}"#).await?;
+    consume(&orders, Some("orders.Cancelled"), r#"{"order_id":2}"#).await?;
+    consume(&orders, Some("OrderCreated"), r#"{"order_id":3}"#).await?;
+    assert_eq!(
+        orders.seen(),
+        [
+            "created 1",
+            "cancelled 2 id=m-1 queue=orders count=3 group=Some(\"g-1\") trace=Some(\"t-9\")",
+            "created 3",
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn explicit_manifest_only_needs_deserialize() -> Result<(), ConsumeError> {
+    let orders = Orders::default();
+    consume(&orders, Some("json"), r#"{"kind":"refund"}"#).await?;
+    assert_eq!(orders.seen(), ["legacy REFUND"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn fallback_takes_the_rest_including_no_manifest() -> Result<(), ConsumeError> {
+    let consumer = CatchAll::default();
+    consume(&consumer, Some("OrderCreated"), r#"{"order_id":5}"#).await?;
+    consume(&consumer, Some("Refund"), r#"{"amount":3}"#).await?;
+    consume(&consumer, None, r#"[1,2]"#).await?;
+    let seen = consumer.seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(
+        seen,
+        [
+            "created 5",
+            r#"any {"amount":3} manifest=Some("Refund")"#,
+            "any [1,2] manifest=None",
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn undecodable_content_is_a_decode_error() {
+    let orders = Orders::default();
+    let result = consume(&orders, Some("OrderCreated"), r#"{"order":"one"}"#).await;
+    assert!(
+        matches!(result, Err(ConsumeError::Decode(_))),
+        "got {result:?}"
+    );
+    assert!(orders.seen().is_empty());
+}
+
+#[tokio::test]
+async fn handler_error_names_the_handler() {
+    let orders = Orders::default();
+    let result = consume(&orders, Some("OrderCreated"), r#"{"order_id":13}"#).await;
+    match result {
+        Err(ConsumeError::Handler(error)) => {
+            assert_eq!(error.handler, "Orders::on_created");
+            assert_eq!(error.source.to_string(), "order 13 is cursed");
+        }
+        other => panic!("expected a handler error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unaccepted_manifest_is_reported() {
+    let orders = Orders::default();
+    match consume(&orders, Some("Refund"), "{}").await {
+        Err(ConsumeError::Unaccepted { consumer, manifest }) => {
+            assert_eq!(consumer, "Orders");
+            assert_eq!(manifest.as_deref(), Some("Refund"));
+        }
+        other => panic!("expected Unaccepted, got {other:?}"),
+    }
+    match consume(&orders, None, "{}").await {
+        Err(ConsumeError::Unaccepted { manifest, .. }) => assert_eq!(manifest, None),
+        other => panic!("expected Unaccepted, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn generic_consumer() -> Result<(), ConsumeError> {
+    let relay = Relay::<OrderCreated> {
+        seen: Mutex::new(Vec::new()),
+    };
+    assert_eq!(relay.name(), "Relay");
+    assert!(relay.accepts(Some("OrderCreated")));
+    assert!(!relay.accepts(Some("orders.Cancelled")));
+    consume(&relay, Some("OrderCreated"), r#"{"order_id":8}"#).await?;
+    let seen = relay.seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(seen, [OrderCreated { order_id: 8 }]);
+    Ok(())
+}
