@@ -265,7 +265,8 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
     }
 
     async fn drive(&mut self) -> Result<ConsumeSummary, BackendError> {
-        let shutdown = &self.engine.shutdown;
+        let shutdown = self.engine.shutdown.wait();
+        let mut shutdown = std::pin::pin!(shutdown);
         loop {
             self.start_receives();
             if self.finished() {
@@ -274,7 +275,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             let timer = self.next_timer();
             tokio::select! {
                 biased;
-                () = shutdown.wait(), if self.stop.is_none() => self.begin_stop(None),
+                () = &mut shutdown, if self.stop.is_none() => self.begin_stop(None),
                 Some(finished) = self.handlers.next(), if !self.handlers.is_empty() => {
                     self.on_finished(finished);
                 }
@@ -317,7 +318,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             .acks_since
             .map(|since| since + self.options.ack_flush_interval);
         let heartbeat = self.heartbeats.peek().map(|Reverse((at, _))| *at);
-        let pause = self.paused_until;
+        let pause = self.paused_until.filter(|_| self.stop.is_none());
         let deadline = self.stop.as_ref().map(|stop| stop.deadline);
         [flush, heartbeat, pause, deadline]
             .into_iter()
