@@ -60,7 +60,7 @@ pub fn unaccepted(consumer: &'static str, manifest: Option<&str>) -> ConsumeErro
 
 /// The route to a handler of a [`Message`] type: its manifest and its decoder.
 ///
-/// Generated code builds one per handler with [`Route::new`], the only place that requires
+/// Generated code builds one per handler with [`Route::for_message`], the only place that requires
 /// `M: Message`, so a handler whose parameter is not a message gets exactly one error, at the
 /// parameter's type.
 pub struct Route<M> {
@@ -73,7 +73,7 @@ pub struct Route<M> {
 impl<M> Route<M> {
     /// The route to a handler of `M`.
     #[inline]
-    pub const fn new() -> Self
+    pub const fn for_message() -> Self
     where
         M: Message,
     {

@@ -189,9 +189,11 @@ fn route(index: usize, handler: &Handler, generic: bool) -> Route {
     match &handler.binding {
         Binding::MessageType => {
             let ty = &handler.message;
-            // `Route::<T>::new()` is the one place that requires `T: Message`, spanned at `T`,
+            // `Route::<T>::for_message()` is the one place that requires `T: Message`, spanned at `T`,
             // so a type that is not a message gets one error, there.
-            let new_route = quote_spanned!(ty.span()=> #private::Route::<#ty>::new());
+            let new_route = quote_spanned! {ty.span()=>
+                ::melange::__private::Route::<#ty>::for_message()
+            };
             if generic || mentions_self(ty) {
                 let route = quote!((const { #new_route }));
                 Route {
@@ -240,8 +242,9 @@ fn call_handler(consumer: &str, handler: &Handler, decode: &TokenStream) -> Toke
         .context
         .as_ref()
         .map(|ty| quote_spanned!(ty.span()=> , __melange_ctx));
+    // Spanned at the return type: an unsupported one is reported there.
     let result = quote_spanned! {handler.output=>
-        #private::handler_result(#handler_name, Self::#method(self, __melange_message #context).await)
+        ::melange::__private::handler_result(#handler_name, __melange_outcome)
     };
     quote! {
         let __melange_message = match #decode {
@@ -250,6 +253,7 @@ fn call_handler(consumer: &str, handler: &Handler, decode: &TokenStream) -> Toke
                 return #private::Result::Err(#private::ConsumeError::Decode(error));
             }
         };
+        let __melange_outcome = Self::#method(self, __melange_message #context).await;
         return #result;
     }
 }

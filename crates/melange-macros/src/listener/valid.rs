@@ -156,6 +156,15 @@ fn check_method(method: &Method, errors: &mut Errors) -> Option<Handler> {
         );
         ok = false;
     }
+    if let Some(manifest) = &options.manifest
+        && manifest.value().is_empty()
+    {
+        errors.spanned(
+            manifest,
+            "the manifest must not be empty: `manifest = \"json\"`",
+        );
+        ok = false;
+    }
     if sig.asyncness.is_none() {
         errors.spanned(
             sig.fn_token,
@@ -179,9 +188,16 @@ fn check_method(method: &Method, errors: &mut Errors) -> Option<Handler> {
         );
         ok = false;
     }
-    if !sig.generics.params.is_empty() {
+    let type_params: proc_macro2::TokenStream = sig
+        .generics
+        .params
+        .iter()
+        .filter(|param| !matches!(param, syn::GenericParam::Lifetime(_)))
+        .flat_map(|param| param.to_token_stream())
+        .collect();
+    if !type_params.is_empty() {
         errors.spanned(
-            &sig.generics,
+            type_params,
             format_args!(
                 "handler `{name}` cannot be generic: its message type must be known to dispatch \
                  on its manifest; write one handler per message type, or make the impl block \

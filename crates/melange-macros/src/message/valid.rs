@@ -5,12 +5,12 @@ use crate::errors::Errors;
 
 /// Reports an empty manifest.
 pub(crate) fn check(message: &MessageInput<'_>, errors: &mut Errors) {
-    if let Some(manifest) = &message.manifest {
-        if manifest.value().is_empty() {
-            errors.spanned(
-                manifest,
-                "the manifest must not be empty: consumers dispatch on it",
-            );
-        }
+    if let Some(manifest) = &message.manifest
+        && manifest.value().is_empty()
+    {
+        errors.spanned(
+            manifest,
+            "the manifest must not be empty: consumers dispatch on it",
+        );
     }
 }

@@ -1,0 +1,25 @@
+#![allow(unused)]
+
+use melange::{listener, Message, MessageContext};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Message)]
+struct OrderCreated {
+    order_id: u64,
+}
+
+#[derive(Deserialize)]
+struct Legacy;
+
+struct Orders;
+
+#[listener]
+impl Orders {
+    #[listener(manifest = "json")]
+    async fn on_legacy(&self, payload: Legacy) {}
+
+    #[listener(manifest = "json")]
+    async fn on_json(&self, payload: serde_json::Value) {}
+}
+
+fn main() {}

@@ -1,0 +1,20 @@
+#![allow(unused)]
+
+use melange::{listener, Message, MessageContext};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Message)]
+struct OrderCreated {
+    order_id: u64,
+}
+
+struct Orders;
+
+#[listener]
+impl Orders {
+    async fn on_created(&self, event: OrderCreated) {}
+
+    async fn on_created_again(&self, event: OrderCreated, ctx: MessageContext<'_>) {}
+}
+
+fn main() {}
