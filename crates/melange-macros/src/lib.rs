@@ -71,10 +71,19 @@ pub fn derive_message(input: TokenStream) -> TokenStream {
 /// dispatched to. Or keep helpers in a second, plain `impl` block, which `#[listener]` does not
 /// see. Associated constants and types in the block pass through unchanged.
 ///
+/// # One handler per manifest
+///
+/// Two handlers of the same message type, or with the same explicit manifest, are a compile
+/// error at the second one. Two message types that derive the same manifest are caught by a
+/// compile-time check of all the handlers' manifests.
+///
 /// # Generics
 ///
 /// A generic impl block (`impl<S: Store> Orders<S>`) gives a generic consumer; the type must be
-/// `Send + Sync + 'static`, which the generated impl requires.
+/// `Send + Sync + 'static`, which the generated impl requires. When a handler's message type
+/// is a type parameter (`impl<M: Message> Relay<M>`), the check that manifests are distinct runs
+/// for each instance whose `consume` is compiled, so it shows in `cargo build`, not in
+/// `cargo check`.
 ///
 /// # Example
 ///

@@ -43,3 +43,66 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::expand;
+
+    fn expand_to_file(item: proc_macro2::TokenStream) -> syn::File {
+        match syn::parse2(expand(proc_macro2::TokenStream::new(), item)) {
+            Ok(file) => file,
+            Err(error) => panic!("the expansion does not parse: {error}"),
+        }
+    }
+
+    #[test]
+    fn keeps_the_impl_block_without_method_attributes() {
+        let file = expand_to_file(quote! {
+            impl Orders {
+                async fn on_created(&self, event: OrderCreated) {}
+                #[listener(manifest = "json")]
+                async fn on_json(&self, payload: Value, ctx: MessageContext<'_>) {}
+                #[listener(skip)]
+                #[inline]
+                fn helper(&self) {}
+            }
+        });
+        let text = quote!(#file).to_string();
+        assert!(!text.contains("listener"), "{text}");
+        assert!(text.contains("# [inline] fn helper"), "{text}");
+        assert!(text.contains("\"Orders::on_json\""), "{text}");
+        assert!(
+            text.contains(":: melange :: __private :: Consumer for Orders"),
+            "{text}"
+        );
+        // The message type is named in one route constant.
+        assert_eq!(
+            text.matches("Route :: < OrderCreated >").count(),
+            1,
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn on_error_keeps_the_item_and_a_stand_in() {
+        let file = expand_to_file(quote! {
+            impl Orders {
+                fn on_created(&self, event: OrderCreated) {}
+            }
+        });
+        let text = quote!(#file).to_string();
+        assert!(text.contains("fn on_created"), "{text}");
+        assert!(text.contains("compile_error"), "{text}");
+        assert!(text.contains("Consumer for Orders"), "{text}");
+    }
+
+    #[test]
+    fn not_an_impl_block_is_given_back() {
+        let file = expand_to_file(quote! { struct Orders; });
+        let text = quote!(#file).to_string();
+        assert!(text.starts_with("struct Orders ;"), "{text}");
+        assert!(text.contains("compile_error"), "{text}");
+    }
+}
