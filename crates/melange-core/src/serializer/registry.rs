@@ -33,26 +33,36 @@ pub struct SerializerRegistry {
 
 struct Registry {
     serializers: Vec<Entry>,
-    by_id: HashMap<u32, usize>,
     bindings: HashMap<TypeId, usize>,
     default: usize,
 }
 
 struct Entry {
     name: String,
+    id: u32,
     serializer: Arc<dyn Serializer>,
+    /// The serializer is [`JsonSerializer`]: encode and decode with `serde_json` directly,
+    /// skipping the type erasure (the hot path of every JSON message).
+    is_json: bool,
+}
+
+impl Entry {
+    fn new<S: Serializer>(name: String, serializer: S) -> Self {
+        Self {
+            name,
+            id: serializer.identifier(),
+            is_json: TypeId::of::<S>() == TypeId::of::<JsonSerializer>(),
+            serializer: Arc::new(serializer),
+        }
+    }
 }
 
 impl Default for SerializerRegistry {
     /// A registry with [`JsonSerializer`] as `"json"`, the default for every type.
     fn default() -> Self {
-        let json = Entry {
-            name: "json".to_owned(),
-            serializer: Arc::new(JsonSerializer),
-        };
+        let json = Entry::new("json".to_owned(), JsonSerializer);
         Self {
             inner: Arc::new(Registry {
-                by_id: HashMap::from([(JsonSerializer::IDENTIFIER, 0)]),
                 serializers: vec![json],
                 bindings: HashMap::new(),
                 default: 0,
@@ -79,11 +89,29 @@ impl SerializerRegistry {
 
     /// The serializer with this identifier.
     pub fn by_id(&self, id: u32) -> Result<&dyn Serializer, SerializationError> {
+        self.entry_by_id(id).map(|entry| &*entry.serializer)
+    }
+
+    /// Registries hold a handful of serializers: a scan beats hashing.
+    fn entry_by_id(&self, id: u32) -> Result<&Entry, SerializationError> {
         self.inner
-            .by_id
-            .get(&id)
-            .map(|&i| &*self.inner.serializers[i].serializer)
+            .serializers
+            .iter()
+            .find(|entry| entry.id == id)
             .ok_or(SerializationError::UnknownSerializer { id })
+    }
+
+    fn entry_for<T: 'static>(&self) -> &Entry {
+        let bindings = &self.inner.bindings;
+        let index = if bindings.is_empty() {
+            self.inner.default
+        } else {
+            bindings
+                .get(&TypeId::of::<T>())
+                .copied()
+                .unwrap_or(self.inner.default)
+        };
+        &self.inner.serializers[index]
     }
 
     /// The serializer registered under this name.
@@ -97,13 +125,7 @@ impl SerializerRegistry {
 
     /// The serializer for messages of type `T`: its binding, else the default.
     pub fn serializer_for<T: 'static>(&self) -> &dyn Serializer {
-        let index = self
-            .inner
-            .bindings
-            .get(&TypeId::of::<T>())
-            .copied()
-            .unwrap_or(self.inner.default);
-        &*self.inner.serializers[index].serializer
+        &*self.entry_for::<T>().serializer
     }
 
     /// The default serializer, used for unbound types and for received messages that carry no
@@ -118,20 +140,18 @@ impl SerializerRegistry {
         &self,
         message: &T,
     ) -> Result<OutgoingMessage, SerializationError> {
-        let serializer = self.serializer_for::<T>();
-        let content =
-            serializer
-                .serialize(message)
-                .map_err(|source| SerializationError::Encode {
-                    manifest: T::MANIFEST,
-                    serializer_id: serializer.identifier(),
-                    source,
-                })?;
-        Ok(OutgoingMessage::new(
-            content,
-            T::MANIFEST,
-            serializer.identifier(),
-        ))
+        let entry = self.entry_for::<T>();
+        let encoded = if entry.is_json {
+            serde_json::to_string(message).map_err(Into::into)
+        } else {
+            entry.serializer.serialize(message)
+        };
+        let content = encoded.map_err(|source| SerializationError::Encode {
+            manifest: T::MANIFEST,
+            serializer_id: entry.id,
+            source,
+        })?;
+        Ok(OutgoingMessage::new(content, T::MANIFEST, entry.id))
     }
 
     /// Deserializes received content with the serializer `serializer_id` names, or the default
@@ -142,13 +162,18 @@ impl SerializerRegistry {
         serializer_id: Option<u32>,
         manifest: Option<&str>,
     ) -> Result<T, SerializationError> {
-        let serializer = match serializer_id {
-            Some(id) => self.by_id(id)?,
-            None => self.default_serializer(),
+        let entry = match serializer_id {
+            Some(id) => self.entry_by_id(id)?,
+            None => &self.inner.serializers[self.inner.default],
         };
-        deserialize_with(serializer, content).map_err(|source| SerializationError::Decode {
+        let decoded = if entry.is_json {
+            serde_json::from_str(content).map_err(Into::into)
+        } else {
+            deserialize_with(&*entry.serializer, content)
+        };
+        decoded.map_err(|source| SerializationError::Decode {
             manifest: manifest.map(str::to_owned),
-            serializer_id: serializer.identifier(),
+            serializer_id: entry.id,
             source,
         })
     }
@@ -165,10 +190,7 @@ pub struct SerializerRegistryBuilder {
 impl SerializerRegistryBuilder {
     /// Registers a serializer under a name.
     pub fn serializer(mut self, name: impl Into<String>, serializer: impl Serializer) -> Self {
-        self.serializers.push(Entry {
-            name: name.into(),
-            serializer: Arc::new(serializer),
-        });
+        self.serializers.push(Entry::new(name.into(), serializer));
         self
     }
 
@@ -233,7 +255,6 @@ impl SerializerRegistryBuilder {
         Ok(SerializerRegistry {
             inner: Arc::new(Registry {
                 serializers: self.serializers,
-                by_id,
                 bindings,
                 default,
             }),
