@@ -5,9 +5,13 @@
 //! a message arrives, as Python Melange's registry does.
 
 mod json;
+#[cfg(feature = "pickle")]
+pub mod pickle;
 mod registry;
 
 pub use json::JsonSerializer;
+#[cfg(feature = "pickle")]
+pub use pickle::PickleSerializer;
 pub use registry::{RegistryError, SerializerRegistry, SerializerRegistryBuilder};
 
 use serde::de::DeserializeOwned;
