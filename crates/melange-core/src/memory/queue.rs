@@ -1,0 +1,390 @@
+//! One queue: its stored messages, which of them are visible and which are in flight until
+//! when, receipts, redrive and counters.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::QueueStats;
+use super::fifo::{DedupWindow, FifoGroups};
+use crate::backend::{DeadLetterPolicy, MAX_VISIBILITY_TIMEOUT, QueueInfo};
+use crate::envelope::{Delivery, Envelope, ReceiptHandle};
+
+/// A message as a queue holds it.
+#[derive(Debug)]
+pub(super) struct StoredMessage {
+    pub(super) id: Arc<str>,
+    pub(super) content: Arc<str>,
+    pub(super) manifest: Option<Arc<str>>,
+    pub(super) serializer_id: Option<u32>,
+    pub(super) attributes: HashMap<String, String>,
+    pub(super) group: Option<Arc<str>>,
+    /// Receives so far; kept when the message moves to a dead-letter queue.
+    pub(super) receive_count: u32,
+    /// The nonce of the latest receipt issued for it (0: never received here).
+    last_receipt: u64,
+    /// While in flight: when it becomes visible again.
+    invisible_until: Option<Instant>,
+    /// When it was last received: its visibility can be extended to 12 hours from then.
+    received_at: Option<Instant>,
+}
+
+impl StoredMessage {
+    /// A message not received yet.
+    pub(super) fn new(
+        id: Arc<str>,
+        content: Arc<str>,
+        manifest: Option<Arc<str>>,
+        serializer_id: Option<u32>,
+        attributes: HashMap<String, String>,
+        group: Option<Arc<str>>,
+    ) -> Self {
+        Self {
+            id,
+            content,
+            manifest,
+            serializer_id,
+            attributes,
+            group,
+            receive_count: 0,
+            last_receipt: 0,
+            invisible_until: None,
+            received_at: None,
+        }
+    }
+}
+
+/// The visible messages, in the order they are delivered.
+#[derive(Debug)]
+enum Visible {
+    /// Standard queue: enqueue order.
+    Standard(BTreeSet<u64>),
+    /// FIFO queue: per message group.
+    Fifo(FifoGroups),
+}
+
+/// Why a receipt was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BadReceipt;
+
+/// Why a visibility change was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ChangeRefused {
+    /// The receipt is not the message's current in-flight receipt.
+    Receipt,
+    /// The message would stay invisible for more than 12 hours after it was received.
+    BeyondMaximum,
+}
+
+/// One queue.
+#[derive(Debug)]
+pub(super) struct Queue {
+    /// Unique per declaration, so a receipt or a waiting receive notices a queue that was
+    /// deleted and declared again.
+    pub(super) incarnation: u64,
+    pub(super) name: Arc<str>,
+    pub(super) fifo: bool,
+    pub(super) visibility_timeout: Duration,
+    pub(super) dead_letter: Option<DeadLetterPolicy>,
+    pub(super) content_based_deduplication: bool,
+    /// Wakes receives waiting on this queue.
+    pub(super) notify: Arc<Notify>,
+    pub(super) dedup: DedupWindow,
+    messages: HashMap<u64, StoredMessage>,
+    visible: Visible,
+    /// In-flight messages by the time they become visible again.
+    deadlines: BTreeSet<(Instant, u64)>,
+    next_seq: u64,
+    enqueued: u64,
+    acknowledged: u64,
+    dead_lettered: u64,
+}
+
+impl Queue {
+    /// An empty queue.
+    pub(super) fn new(
+        incarnation: u64,
+        name: &str,
+        fifo: bool,
+        visibility_timeout: Duration,
+        dead_letter: Option<DeadLetterPolicy>,
+        content_based_deduplication: bool,
+    ) -> Self {
+        Self {
+            incarnation,
+            name: name.into(),
+            fifo,
+            visibility_timeout,
+            dead_letter,
+            content_based_deduplication,
+            notify: Arc::new(Notify::new()),
+            dedup: DedupWindow::default(),
+            messages: HashMap::new(),
+            visible: if fifo {
+                Visible::Fifo(FifoGroups::default())
+            } else {
+                Visible::Standard(BTreeSet::new())
+            },
+            deadlines: BTreeSet::new(),
+            next_seq: 0,
+            enqueued: 0,
+            acknowledged: 0,
+            dead_lettered: 0,
+        }
+    }
+
+    /// Describes the queue.
+    pub(super) fn info(&self) -> QueueInfo {
+        QueueInfo::new(
+            &*self.name,
+            self.visibility_timeout,
+            self.dead_letter.clone(),
+        )
+    }
+
+    /// Adds a message at the back of the queue (of its group, on a FIFO queue), visible.
+    /// Does not wake waiting receives: the caller notifies once per call.
+    pub(super) fn enqueue(&mut self, mut message: StoredMessage) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        message.invisible_until = None;
+        message.last_receipt = 0;
+        self.make_visible(seq, message.group.clone(), false);
+        self.messages.insert(seq, message);
+        self.enqueued += 1;
+    }
+
+    fn make_visible(&mut self, seq: u64, group: Option<Arc<str>>, from_flight: bool) {
+        match &mut self.visible {
+            Visible::Standard(visible) => {
+                visible.insert(seq);
+            }
+            Visible::Fifo(groups) => {
+                let group = group.unwrap_or_else(|| Arc::from(""));
+                groups.push_visible(&group, seq, from_flight);
+            }
+        }
+    }
+
+    /// Makes the in-flight messages whose visibility timeout ran out visible again.
+    pub(super) fn expire(&mut self, now: Instant) {
+        while let Some(&(until, seq)) = self.deadlines.first() {
+            if until > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(message) = self.messages.get_mut(&seq) else {
+                continue;
+            };
+            message.invisible_until = None;
+            let group = message.group.clone();
+            self.make_visible(seq, group, true);
+        }
+    }
+
+    /// When the next in-flight message becomes visible again.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(until, _)| *until)
+    }
+
+    /// Receives up to `max` messages, hiding them until `now + visibility`. Messages already
+    /// received `redrive_after` times are not delivered but removed and returned in the
+    /// second vector, for the dead-letter queue. Call [`expire`](Self::expire) first.
+    pub(super) fn receive(
+        &mut self,
+        now: Instant,
+        max: usize,
+        visibility: Duration,
+        redrive_after: Option<u32>,
+        next_nonce: &mut impl FnMut() -> u64,
+    ) -> (Vec<Envelope>, Vec<StoredMessage>) {
+        let mut delivered = Vec::new();
+        let mut moved = Vec::new();
+        let until = now + visibility;
+        match &mut self.visible {
+            Visible::Standard(visible) => {
+                while delivered.len() < max {
+                    let Some(seq) = visible.pop_first() else {
+                        break;
+                    };
+                    let Some(message) = self.messages.get_mut(&seq) else {
+                        continue;
+                    };
+                    if redrive_after.is_some_and(|max| message.receive_count >= max) {
+                        if let Some(message) = self.messages.remove(&seq) {
+                            moved.push(message);
+                        }
+                        continue;
+                    }
+                    delivered.push(deliver(
+                        &self.name,
+                        self.incarnation,
+                        seq,
+                        message,
+                        (now, until),
+                        next_nonce(),
+                    ));
+                    self.deadlines.insert((until, seq));
+                }
+            }
+            Visible::Fifo(groups) => {
+                while delivered.len() < max {
+                    let Some(group) = groups.first_ready() else {
+                        break;
+                    };
+                    while delivered.len() < max {
+                        let Some(seq) = groups.take_next(&group) else {
+                            break;
+                        };
+                        let Some(message) = self.messages.get_mut(&seq) else {
+                            groups.untake(&group);
+                            continue;
+                        };
+                        if redrive_after.is_some_and(|max| message.receive_count >= max) {
+                            groups.untake(&group);
+                            if let Some(message) = self.messages.remove(&seq) {
+                                moved.push(message);
+                            }
+                            continue;
+                        }
+                        delivered.push(deliver(
+                            &self.name,
+                            self.incarnation,
+                            seq,
+                            message,
+                            (now, until),
+                            next_nonce(),
+                        ));
+                        self.deadlines.insert((until, seq));
+                    }
+                    groups.sync(&group);
+                }
+            }
+        }
+        self.dead_lettered += moved.len() as u64;
+        (delivered, moved)
+    }
+
+    /// The message a receipt names, if the receipt is the latest one issued for it.
+    fn lookup(&self, receipt: &ReceiptHandle) -> Result<u64, BadReceipt> {
+        let (incarnation, seq, nonce) = parse_receipt(receipt).ok_or(BadReceipt)?;
+        let message = self.messages.get(&seq).ok_or(BadReceipt)?;
+        if incarnation != self.incarnation || nonce == 0 || message.last_receipt != nonce {
+            return Err(BadReceipt);
+        }
+        Ok(seq)
+    }
+
+    /// Deletes the message a receipt names. As on SQS, this works after the visibility
+    /// timeout ran out as long as nobody received the message again.
+    pub(super) fn acknowledge(&mut self, receipt: &ReceiptHandle) -> Result<(), BadReceipt> {
+        let seq = self.lookup(receipt)?;
+        let message = self.messages.remove(&seq).ok_or(BadReceipt)?;
+        match (message.invisible_until, &mut self.visible) {
+            (Some(until), Visible::Standard(_)) => {
+                self.deadlines.remove(&(until, seq));
+            }
+            (Some(until), Visible::Fifo(groups)) => {
+                self.deadlines.remove(&(until, seq));
+                groups.finish_flight(&group_key(&message));
+            }
+            (None, Visible::Standard(visible)) => {
+                visible.remove(&seq);
+            }
+            (None, Visible::Fifo(groups)) => groups.remove_visible(&group_key(&message), seq),
+        }
+        self.acknowledged += 1;
+        Ok(())
+    }
+
+    /// Makes an in-flight message visible again at `now + timeout` (at once for zero).
+    /// Refused, as on SQS, when the message is not in flight under this receipt.
+    pub(super) fn change_visibility(
+        &mut self,
+        receipt: &ReceiptHandle,
+        now: Instant,
+        timeout: Duration,
+    ) -> Result<(), ChangeRefused> {
+        let seq = self
+            .lookup(receipt)
+            .map_err(|BadReceipt| ChangeRefused::Receipt)?;
+        let message = self.messages.get_mut(&seq).ok_or(ChangeRefused::Receipt)?;
+        let old = message.invisible_until.ok_or(ChangeRefused::Receipt)?;
+        let until = now + timeout;
+        if message
+            .received_at
+            .is_some_and(|at| until > at + MAX_VISIBILITY_TIMEOUT)
+        {
+            return Err(ChangeRefused::BeyondMaximum);
+        }
+        self.deadlines.remove(&(old, seq));
+        message.invisible_until = Some(until);
+        self.deadlines.insert((until, seq));
+        // A zero timeout (or any timeout already passed) releases the message right away.
+        self.expire(now);
+        Ok(())
+    }
+
+    /// The queue's counts (call [`expire`](Self::expire) first).
+    pub(super) fn stats(&self) -> QueueStats {
+        let in_flight = self.deadlines.len();
+        let (visible, locked_groups) = match &self.visible {
+            Visible::Standard(_) => (self.messages.len() - in_flight, 0),
+            Visible::Fifo(groups) => (self.messages.len() - in_flight, groups.locked_groups()),
+        };
+        QueueStats {
+            visible,
+            in_flight,
+            locked_groups,
+            enqueued: self.enqueued,
+            acknowledged: self.acknowledged,
+            dead_lettered: self.dead_lettered,
+        }
+    }
+}
+
+fn group_key(message: &StoredMessage) -> Arc<str> {
+    message.group.clone().unwrap_or_else(|| Arc::from(""))
+}
+
+/// Marks `message` in flight under a fresh receipt and builds its envelope.
+fn deliver(
+    queue: &Arc<str>,
+    incarnation: u64,
+    seq: u64,
+    message: &mut StoredMessage,
+    (now, until): (Instant, Instant),
+    nonce: u64,
+) -> Envelope {
+    message.receive_count = message.receive_count.saturating_add(1);
+    message.last_receipt = nonce;
+    message.invisible_until = Some(until);
+    message.received_at = Some(now);
+    Envelope {
+        message_id: message.id.clone(),
+        content: message.content.clone(),
+        manifest: message.manifest.clone(),
+        serializer_id: message.serializer_id,
+        delivery: Delivery {
+            queue: queue.clone(),
+            receipt: ReceiptHandle::new(format!("mem-{incarnation:016x}-{seq:016x}-{nonce:016x}")),
+            receive_count: message.receive_count,
+            message_group_id: message.group.clone(),
+            attributes: message.attributes.clone(),
+        },
+    }
+}
+
+/// Reads back the (incarnation, sequence number, nonce) of a receipt built by [`deliver`].
+fn parse_receipt(receipt: &ReceiptHandle) -> Option<(u64, u64, u64)> {
+    let mut parts = receipt.as_str().strip_prefix("mem-")?.split('-');
+    let mut next = || u64::from_str_radix(parts.next()?, 16).ok();
+    let parsed = (next()?, next()?, next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(parsed)
+}

@@ -1,0 +1,486 @@
+//! The backend's whole state behind one lock: queues, topics and id counters, and the
+//! operations on them. Every method runs under the lock and never waits; the async layer in
+//! `mod.rs` does the waiting.
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::fifo::DedupKey;
+use super::queue::{ChangeRefused, Queue, StoredMessage};
+use super::topic::Topic;
+use super::validate::{self, Destination};
+use super::{QueueStats, Subscription};
+use crate::backend::{BatchResult, QueueInfo, QueueSpec, Received, is_fifo_name};
+use crate::envelope::{OutgoingMessage, ReceiptHandle, ReceiveOptions};
+use crate::error::BackendError;
+
+/// The limits and defaults a backend was built with.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Config {
+    pub(super) max_message_size: usize,
+    pub(super) default_visibility_timeout: Duration,
+}
+
+/// Hands out message ids, queue incarnations and receipt nonces.
+#[derive(Debug)]
+struct Ids {
+    last: u64,
+    /// Random per backend, so two backends do not hand out the same message ids.
+    seed: u64,
+}
+
+impl Ids {
+    fn next(&mut self) -> u64 {
+        self.last += 1;
+        self.last
+    }
+
+    /// A message id shaped like the UUIDs SQS and SNS hand out.
+    fn message_id(&mut self) -> Arc<str> {
+        let n = self.next();
+        let s = self.seed;
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            s >> 32,
+            (s >> 16) & 0xffff,
+            s & 0xfff,
+            0x8000 | ((n >> 48) & 0x3fff),
+            n & 0xffff_ffff_ffff
+        )
+        .into()
+    }
+}
+
+/// What a receive found.
+#[derive(Debug)]
+pub(super) enum Poll {
+    /// Messages were received.
+    Ready(Received),
+    /// Nothing to receive now; wait for a notification or until the next in-flight message
+    /// becomes visible again.
+    Wait(Option<Instant>),
+}
+
+/// A validated outgoing message, its strings shared between the queues it fans out to.
+struct Prepared {
+    content: Arc<str>,
+    manifest: Option<Arc<str>>,
+    serializer_id: Option<u32>,
+    attributes: HashMap<String, String>,
+    group: Option<Arc<str>>,
+    deduplication_id: Option<Box<str>>,
+}
+
+impl Prepared {
+    fn new(message: OutgoingMessage) -> Self {
+        let serializer_id = message.manifest.is_some().then_some(message.serializer_id);
+        Self {
+            content: message.content.into(),
+            manifest: message.manifest.map(|m| Arc::from(&*m)),
+            serializer_id,
+            attributes: message.attributes,
+            group: message.message_group_id.map(Arc::from),
+            deduplication_id: message.deduplication_id.map(Box::from),
+        }
+    }
+
+    /// What a FIFO queue or topic deduplicates this message on.
+    fn dedup_key(&self) -> DedupKey {
+        match &self.deduplication_id {
+            Some(id) => DedupKey::Id(id.clone()),
+            None => DedupKey::Content(self.content.clone()),
+        }
+    }
+}
+
+fn queue_missing(name: &str) -> BackendError {
+    BackendError::QueueDoesNotExist {
+        name: name.to_owned(),
+        source: None,
+    }
+}
+
+fn topic_missing(name: &str) -> BackendError {
+    BackendError::TopicDoesNotExist {
+        name: name.to_owned(),
+        source: None,
+    }
+}
+
+fn invalid_receipt(queue: &str) -> BackendError {
+    BackendError::InvalidReceipt {
+        queue: queue.to_owned(),
+        source: None,
+    }
+}
+
+/// Sends a prepared message to a queue, applying its deduplication; returns the message id
+/// (the original one for a duplicate).
+fn enqueue(queue: &mut Queue, ids: &mut Ids, message: &Prepared, now: Instant) -> Arc<str> {
+    let key = queue.fifo.then(|| message.dedup_key());
+    if let Some(key) = &key
+        && let Some(original) = queue.dedup.get(key, now)
+    {
+        return original;
+    }
+    let id = ids.message_id();
+    if let Some(key) = key {
+        queue.dedup.record(key, id.clone(), now);
+    }
+    queue.enqueue(StoredMessage::new(
+        id.clone(),
+        message.content.clone(),
+        message.manifest.clone(),
+        message.serializer_id,
+        message.attributes.clone(),
+        message.group.clone(),
+    ));
+    id
+}
+
+/// Everything the backend holds.
+#[derive(Debug)]
+pub(super) struct State {
+    queues: HashMap<String, Queue>,
+    topics: HashMap<String, Topic>,
+    ids: Ids,
+}
+
+impl State {
+    /// An empty backend.
+    pub(super) fn new() -> Self {
+        Self {
+            queues: HashMap::new(),
+            topics: HashMap::new(),
+            ids: Ids {
+                last: 0,
+                seed: RandomState::new().hash_one(0_u8),
+            },
+        }
+    }
+
+    fn queue_mut(&mut self, name: &str) -> Result<&mut Queue, BackendError> {
+        self.queues.get_mut(name).ok_or_else(|| queue_missing(name))
+    }
+
+    pub(super) fn declare_queue(
+        &mut self,
+        spec: &QueueSpec,
+        config: &Config,
+    ) -> Result<QueueInfo, BackendError> {
+        validate::queue_name(&spec.name)?;
+        if let Some(timeout) = spec.visibility_timeout {
+            validate::visibility_timeout(&spec.name, timeout)?;
+        }
+        if let Some(policy) = &spec.dead_letter {
+            validate::queue_name(&policy.queue)?;
+            validate::dead_letter_kind(&spec.name, &policy.queue)?;
+            validate::max_receive_count(&spec.name, policy.max_receive_count)?;
+            if !self.queues.contains_key(&policy.queue) {
+                self.insert_queue(&QueueSpec::new(policy.queue.clone()), config);
+            }
+        }
+        if let Some(queue) = self.queues.get_mut(&spec.name) {
+            if let Some(timeout) = spec.visibility_timeout {
+                queue.visibility_timeout = timeout;
+            }
+            if let Some(policy) = &spec.dead_letter {
+                queue.dead_letter = Some(policy.clone());
+            }
+            queue.content_based_deduplication = spec.content_based_deduplication;
+            return Ok(queue.info());
+        }
+        Ok(self.insert_queue(spec, config))
+    }
+
+    fn insert_queue(&mut self, spec: &QueueSpec, config: &Config) -> QueueInfo {
+        let queue = Queue::new(
+            self.ids.next(),
+            &spec.name,
+            spec.is_fifo(),
+            spec.visibility_timeout
+                .unwrap_or(config.default_visibility_timeout),
+            spec.dead_letter.clone(),
+            spec.content_based_deduplication,
+        );
+        let info = queue.info();
+        self.queues.insert(spec.name.clone(), queue);
+        info
+    }
+
+    pub(super) fn get_queue(&self, name: &str) -> Result<QueueInfo, BackendError> {
+        self.queues
+            .get(name)
+            .map(Queue::info)
+            .ok_or_else(|| queue_missing(name))
+    }
+
+    pub(super) fn delete_queue(&mut self, name: &str) -> Result<(), BackendError> {
+        let queue = self
+            .queues
+            .remove(name)
+            .ok_or_else(|| queue_missing(name))?;
+        for topic in self.topics.values_mut() {
+            topic.subscriptions.remove(name);
+        }
+        // Receives waiting on it find it gone and fail.
+        queue.notify.notify_waiters();
+        Ok(())
+    }
+
+    pub(super) fn declare_topic(&mut self, name: &str) -> Result<(), BackendError> {
+        validate::topic_name(name)?;
+        self.topics
+            .entry(name.to_owned())
+            .or_insert_with(|| Topic::new(is_fifo_name(name)));
+        Ok(())
+    }
+
+    pub(super) fn delete_topic(&mut self, name: &str) -> Result<(), BackendError> {
+        self.topics
+            .remove(name)
+            .map(drop)
+            .ok_or_else(|| topic_missing(name))
+    }
+
+    pub(super) fn subscribe(
+        &mut self,
+        queue: &str,
+        topic: &str,
+        filter: Option<&[String]>,
+    ) -> Result<(), BackendError> {
+        let fifo_queue = self
+            .queues
+            .get(queue)
+            .map(|q| q.fifo)
+            .ok_or_else(|| queue_missing(queue))?;
+        let entry = self
+            .topics
+            .get_mut(topic)
+            .ok_or_else(|| topic_missing(topic))?;
+        if fifo_queue && !entry.fifo {
+            return Err(validate::invalid(
+                topic,
+                format!("a standard topic cannot deliver to the FIFO queue `{queue}`"),
+            ));
+        }
+        if let Some(filter) = filter {
+            validate::manifest_filter(topic, filter)?;
+        }
+        entry
+            .subscriptions
+            .insert(queue.to_owned(), filter.map(<[String]>::to_vec));
+        Ok(())
+    }
+
+    pub(super) fn subscriptions(&self, topic: &str) -> Result<Vec<Subscription>, BackendError> {
+        let topic_state = self.topics.get(topic).ok_or_else(|| topic_missing(topic))?;
+        Ok(topic_state
+            .subscriptions
+            .iter()
+            .map(|(queue, filter)| Subscription {
+                queue: queue.clone(),
+                manifest_filter: filter.clone(),
+            })
+            .collect())
+    }
+
+    pub(super) fn publish_to_queue(
+        &mut self,
+        name: &str,
+        messages: Vec<OutgoingMessage>,
+        now: Instant,
+        config: &Config,
+    ) -> Result<BatchResult<String>, BackendError> {
+        let Self { queues, ids, .. } = self;
+        let queue = queues.get_mut(name).ok_or_else(|| queue_missing(name))?;
+        let to = Destination {
+            target: name,
+            fifo: queue.fifo,
+            content_based_deduplication: queue.content_based_deduplication,
+            max_size: config.max_message_size,
+        };
+        let results = messages
+            .into_iter()
+            .map(|message| {
+                validate::message(to, &message)?;
+                let id = enqueue(queue, ids, &Prepared::new(message), now);
+                Ok(id.to_string())
+            })
+            .collect();
+        queue.notify.notify_waiters();
+        Ok(results)
+    }
+
+    pub(super) fn publish_to_topic(
+        &mut self,
+        name: &str,
+        messages: Vec<OutgoingMessage>,
+        now: Instant,
+        config: &Config,
+    ) -> Result<BatchResult<String>, BackendError> {
+        let Self {
+            queues,
+            topics,
+            ids,
+        } = self;
+        let topic = topics.get_mut(name).ok_or_else(|| topic_missing(name))?;
+        let to = Destination {
+            target: name,
+            fifo: topic.fifo,
+            content_based_deduplication: true,
+            max_size: config.max_message_size,
+        };
+        let mut notify: Vec<Arc<Notify>> = Vec::new();
+        let results = messages
+            .into_iter()
+            .map(|message| {
+                validate::message(to, &message)?;
+                let message = Prepared::new(message);
+                let key = topic.fifo.then(|| message.dedup_key());
+                if let Some(key) = &key
+                    && let Some(original) = topic.dedup.get(key, now)
+                {
+                    return Ok(original.to_string());
+                }
+                let id = ids.message_id();
+                if let Some(key) = key {
+                    topic.dedup.record(key, id.clone(), now);
+                }
+                for recipient in topic.recipients(message.manifest.as_deref()) {
+                    if let Some(queue) = queues.get_mut(recipient) {
+                        enqueue(queue, ids, &message, now);
+                        if !notify.iter().any(|n| Arc::ptr_eq(n, &queue.notify)) {
+                            notify.push(queue.notify.clone());
+                        }
+                    }
+                }
+                Ok(id.to_string())
+            })
+            .collect();
+        for n in notify {
+            n.notify_waiters();
+        }
+        Ok(results)
+    }
+
+    /// The incarnation and wake-up handle of a queue, for a receive about to wait on it.
+    pub(super) fn waiter(&self, name: &str) -> Result<(u64, Arc<Notify>), BackendError> {
+        self.queues
+            .get(name)
+            .map(|q| (q.incarnation, q.notify.clone()))
+            .ok_or_else(|| queue_missing(name))
+    }
+
+    /// Receives what is receivable now from the queue's `incarnation`.
+    pub(super) fn try_receive(
+        &mut self,
+        name: &str,
+        incarnation: u64,
+        options: &ReceiveOptions,
+        now: Instant,
+    ) -> Result<Poll, BackendError> {
+        let Self { queues, ids, .. } = self;
+        let queue = queues
+            .get(name)
+            .filter(|q| q.incarnation == incarnation)
+            .ok_or_else(|| queue_missing(name))?;
+        // Redrive only to a dead-letter queue that exists, as SQS does.
+        let dead_letter = queue
+            .dead_letter
+            .clone()
+            .filter(|policy| queues.contains_key(&policy.queue));
+        let queue = queues.get_mut(name).ok_or_else(|| queue_missing(name))?;
+        queue.expire(now);
+        let visibility = options
+            .visibility_timeout
+            .unwrap_or(queue.visibility_timeout);
+        let (delivered, moved) = queue.receive(
+            now,
+            options.max_messages as usize,
+            visibility,
+            dead_letter.as_ref().map(|policy| policy.max_receive_count),
+            &mut || ids.next(),
+        );
+        let next_deadline = queue.next_deadline();
+        if let Some(policy) = dead_letter
+            && !moved.is_empty()
+            && let Some(target) = queues.get_mut(&policy.queue)
+        {
+            for message in moved {
+                target.enqueue(message);
+            }
+            target.notify.notify_waiters();
+        }
+        if delivered.is_empty() {
+            Ok(Poll::Wait(next_deadline))
+        } else {
+            Ok(Poll::Ready(delivered.into_iter().map(Ok).collect()))
+        }
+    }
+
+    pub(super) fn acknowledge(
+        &mut self,
+        name: &str,
+        receipts: &[ReceiptHandle],
+    ) -> Result<BatchResult<()>, BackendError> {
+        let queue = self.queue_mut(name)?;
+        let results: BatchResult<()> = receipts
+            .iter()
+            .map(|receipt| {
+                queue
+                    .acknowledge(receipt)
+                    .map_err(|_| invalid_receipt(name))
+            })
+            .collect();
+        // Deleting a message of a FIFO group may unlock the group.
+        if queue.fifo && results.iter().any(Result::is_ok) {
+            queue.notify.notify_waiters();
+        }
+        Ok(results)
+    }
+
+    pub(super) fn change_visibility(
+        &mut self,
+        name: &str,
+        entries: &[(ReceiptHandle, Duration)],
+        now: Instant,
+    ) -> Result<BatchResult<()>, BackendError> {
+        let queue = self.queue_mut(name)?;
+        queue.expire(now);
+        let results = entries
+            .iter()
+            .map(|(receipt, timeout)| {
+                validate::visibility_timeout(name, *timeout)?;
+                queue
+                    .change_visibility(receipt, now, *timeout)
+                    .map_err(|refused| match refused {
+                        ChangeRefused::Receipt => invalid_receipt(name),
+                        ChangeRefused::BeyondMaximum => validate::invalid(
+                            name,
+                            "a message stays invisible at most 12 hours after it was received",
+                        ),
+                    })
+            })
+            .collect();
+        // Released messages are receivable, and waiting receives must re-plan their sleep.
+        queue.notify.notify_waiters();
+        Ok(results)
+    }
+
+    pub(super) fn queue_stats(
+        &mut self,
+        name: &str,
+        now: Instant,
+    ) -> Result<QueueStats, BackendError> {
+        let queue = self.queue_mut(name)?;
+        queue.expire(now);
+        Ok(queue.stats())
+    }
+}

@@ -1,0 +1,296 @@
+//! The request checks SQS and SNS make before accepting a call: names, receive options and
+//! message bodies, attributes and FIFO identifiers.
+
+use std::time::Duration;
+
+use crate::backend::{MAX_VISIBILITY_TIMEOUT, is_fifo_name};
+use crate::envelope::{OutgoingMessage, ReceiveOptions};
+use crate::error::BackendError;
+
+/// The longest queue name SQS accepts, `.fifo` suffix included.
+const MAX_QUEUE_NAME: usize = 80;
+/// The longest topic name SNS accepts, `.fifo` suffix included.
+const MAX_TOPIC_NAME: usize = 256;
+/// The most messages one receive returns.
+const MAX_RECEIVE_MESSAGES: u32 = 10;
+/// The longest long-poll wait SQS accepts.
+const MAX_WAIT_TIME: Duration = Duration::from_secs(20);
+/// The most message attributes SQS accepts, `manifest` and `serializer_id` included.
+const MAX_ATTRIBUTES: usize = 10;
+/// The longest message attribute name SQS accepts.
+const MAX_ATTRIBUTE_NAME: usize = 256;
+/// The longest message group or deduplication id SQS accepts.
+const MAX_FIFO_ID: usize = 128;
+/// The range of `maxReceiveCount` SQS accepts in a redrive policy.
+const MAX_RECEIVE_COUNT: std::ops::RangeInclusive<u32> = 1..=1000;
+/// The most manifests one filter may list (SNS allows 150 values per filter policy).
+const MAX_FILTER_VALUES: usize = 150;
+
+pub(super) fn invalid(target: &str, reason: impl Into<String>) -> BackendError {
+    BackendError::InvalidRequest {
+        target: target.to_owned(),
+        reason: reason.into(),
+        source: None,
+    }
+}
+
+fn invalid_name(name: &str, reason: impl Into<String>) -> BackendError {
+    BackendError::InvalidName {
+        name: name.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Checks a name as SQS (`kind` "queue", up to 80 characters) or SNS ("topic", up to 256)
+/// does: alphanumerics, hyphens and underscores, plus an optional `.fifo` suffix.
+fn name(name: &str, kind: &str, max: usize) -> Result<(), BackendError> {
+    let base = name.strip_suffix(".fifo").unwrap_or(name);
+    if base.is_empty() {
+        return Err(invalid_name(
+            name,
+            format!("a {kind} name must not be empty"),
+        ));
+    }
+    if name.len() > max {
+        return Err(invalid_name(
+            name,
+            format!("a {kind} name has at most {max} characters"),
+        ));
+    }
+    if let Some(bad) = base
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return Err(invalid_name(
+            name,
+            format!(
+                "a {kind} name may only hold alphanumerics, `-` and `_` (and end in `.fifo`), \
+                 not {bad:?}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a queue name as SQS does.
+pub(super) fn queue_name(queue: &str) -> Result<(), BackendError> {
+    name(queue, "queue", MAX_QUEUE_NAME)
+}
+
+/// Checks a topic name as SNS does.
+pub(super) fn topic_name(topic: &str) -> Result<(), BackendError> {
+    name(topic, "topic", MAX_TOPIC_NAME)
+}
+
+/// Checks a visibility timeout against the 12-hour maximum.
+pub(super) fn visibility_timeout(target: &str, timeout: Duration) -> Result<(), BackendError> {
+    if timeout > MAX_VISIBILITY_TIMEOUT {
+        return Err(invalid(
+            target,
+            format!(
+                "visibility timeout of {timeout:?} exceeds the maximum of {MAX_VISIBILITY_TIMEOUT:?}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a redrive policy's receive count (SQS allows 1 to 1,000).
+pub(super) fn max_receive_count(queue: &str, count: u32) -> Result<(), BackendError> {
+    if !MAX_RECEIVE_COUNT.contains(&count) {
+        return Err(invalid(
+            queue,
+            format!("max receive count must be 1 to 1000, not {count}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the options of one receive.
+pub(super) fn receive_options(queue: &str, options: &ReceiveOptions) -> Result<(), BackendError> {
+    if !(1..=MAX_RECEIVE_MESSAGES).contains(&options.max_messages) {
+        return Err(invalid(
+            queue,
+            format!(
+                "max messages must be 1 to {MAX_RECEIVE_MESSAGES}, not {}",
+                options.max_messages
+            ),
+        ));
+    }
+    if options.wait_time > MAX_WAIT_TIME {
+        return Err(invalid(
+            queue,
+            format!(
+                "wait time of {:?} exceeds the maximum of {MAX_WAIT_TIME:?}",
+                options.wait_time
+            ),
+        ));
+    }
+    if let Some(timeout) = options.visibility_timeout {
+        visibility_timeout(queue, timeout)?;
+    }
+    Ok(())
+}
+
+/// Checks a manifest filter as SNS checks a filter policy.
+pub(super) fn manifest_filter(topic: &str, filter: &[String]) -> Result<(), BackendError> {
+    if filter.is_empty() {
+        return Err(invalid(
+            topic,
+            "a manifest filter must list at least one manifest",
+        ));
+    }
+    if filter.len() > MAX_FILTER_VALUES {
+        return Err(invalid(
+            topic,
+            format!("a manifest filter lists at most {MAX_FILTER_VALUES} manifests"),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether SQS accepts `c` in a message body or attribute value (XML 1.0 characters).
+fn allowed_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+fn attribute_name(target: &str, name: &str) -> Result<(), BackendError> {
+    let lower = name.to_ascii_lowercase();
+    let valid = !name.is_empty()
+        && name.len() <= MAX_ATTRIBUTE_NAME
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && !name.contains("..")
+        && !lower.starts_with("aws.")
+        && !lower.starts_with("amazon.");
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(
+            target,
+            format!(
+                "invalid message attribute name {name:?}: 1 to {MAX_ATTRIBUTE_NAME} \
+                 alphanumerics, `-`, `_` or `.`, not starting with `AWS.` or `Amazon.`"
+            ),
+        ))
+    }
+}
+
+/// Checks a message group or deduplication id: 1 to 128 alphanumerics or punctuation.
+fn fifo_id(target: &str, what: &str, id: &str) -> Result<(), BackendError> {
+    if id.is_empty() || id.len() > MAX_FIFO_ID || !id.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(invalid(
+            target,
+            format!("a {what} has 1 to {MAX_FIFO_ID} alphanumerics or punctuation, not {id:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Where a message is going, for the checks that depend on it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Destination<'a> {
+    /// The queue or topic name, for error messages.
+    pub(super) target: &'a str,
+    /// Whether it is a FIFO queue or topic.
+    pub(super) fifo: bool,
+    /// Whether content-based deduplication may stand in for a missing deduplication id.
+    pub(super) content_based_deduplication: bool,
+    /// The largest message accepted, in bytes.
+    pub(super) max_size: usize,
+}
+
+/// Checks a message as SQS's `SendMessage` (or SNS's `Publish`) does.
+pub(super) fn message(to: Destination<'_>, message: &OutgoingMessage) -> Result<(), BackendError> {
+    let target = to.target;
+    let size = message.wire_size();
+    if size > to.max_size {
+        return Err(BackendError::MessageTooLarge {
+            target: target.to_owned(),
+            size,
+            limit: to.max_size,
+        });
+    }
+    if message.content.is_empty() {
+        return Err(invalid(target, "the message body must not be empty"));
+    }
+    if let Some(bad) = message.content.chars().find(|c| !allowed_char(*c)) {
+        return Err(invalid(
+            target,
+            format!("the message body holds the disallowed character {bad:?}"),
+        ));
+    }
+    let reserved = if message.manifest.is_some() { 2 } else { 0 };
+    if message.attributes.len() + reserved > MAX_ATTRIBUTES {
+        return Err(invalid(
+            target,
+            format!(
+                "a message carries at most {MAX_ATTRIBUTES} attributes, manifest and serializer id included"
+            ),
+        ));
+    }
+    for (name, value) in &message.attributes {
+        attribute_name(target, name)?;
+        if value.is_empty() || !value.chars().all(allowed_char) {
+            return Err(invalid(
+                target,
+                format!(
+                    "message attribute {name:?} must hold a non-empty value of allowed characters"
+                ),
+            ));
+        }
+    }
+    if let Some(group) = &message.message_group_id {
+        fifo_id(target, "message group id", group)?;
+    }
+    if let Some(id) = &message.deduplication_id {
+        if !to.fifo {
+            return Err(invalid(
+                target,
+                "a deduplication id is only valid for FIFO queues and topics",
+            ));
+        }
+        fifo_id(target, "deduplication id", id)?;
+    }
+    if to.fifo {
+        if message.message_group_id.is_none() {
+            return Err(invalid(
+                target,
+                "a message for a FIFO queue or topic needs a message group id",
+            ));
+        }
+        if message.deduplication_id.is_none() && !to.content_based_deduplication {
+            return Err(invalid(
+                target,
+                "the FIFO queue has no content-based deduplication: the message needs a deduplication id",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that a dead-letter queue is of the same kind as its source queue.
+pub(super) fn dead_letter_kind(queue: &str, dead_letter: &str) -> Result<(), BackendError> {
+    if queue == dead_letter {
+        return Err(invalid(
+            queue,
+            "a queue cannot be its own dead-letter queue",
+        ));
+    }
+    match (is_fifo_name(queue), is_fifo_name(dead_letter)) {
+        (true, false) => Err(invalid(
+            queue,
+            format!("the dead-letter queue `{dead_letter}` of a FIFO queue must be a FIFO queue"),
+        )),
+        (false, true) => Err(invalid(
+            queue,
+            format!(
+                "the dead-letter queue `{dead_letter}` of a standard queue must be a standard queue"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
