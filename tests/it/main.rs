@@ -2,4 +2,6 @@
 #[cfg(feature = "redis")]
 mod redis;
 mod listener;
+#[cfg(feature = "pickle")]
+mod pickle;
 mod ui;

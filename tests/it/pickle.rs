@@ -1,0 +1,287 @@
+//! The pickle format against Python Melange 7.2.0: the captured vector, and live round trips
+//! with the real Python library (`$MELANGE_TEST_PYTHON`, set by `scripts/test`).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use melange::serializer::pickle::{PickleSerializer, PythonClass, datetime};
+use melange::{Message, SerializerRegistry};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Line {
+    sku: String,
+    quantity: u32,
+}
+
+impl PythonClass for Line {
+    const PYTHON_CLASS: &'static str = "pickle_events.Line";
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct OrderCreated {
+    order_id: u64,
+    #[serde(default)]
+    lines: Vec<Line>,
+    #[serde(with = "datetime")]
+    occurred_on: String,
+    metadata: HashMap<String, String>,
+    correlation_id: Option<String>,
+}
+
+impl Message for OrderCreated {
+    const MANIFEST: &'static str = "OrderCreated";
+}
+
+impl PythonClass for OrderCreated {
+    const PYTHON_CLASS: &'static str = "pickle_events.OrderCreated";
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct OrderCancelled {
+    order_id: u64,
+    reason: String,
+    #[serde(with = "datetime")]
+    occurred_on: String,
+    metadata: HashMap<String, String>,
+    correlation_id: Option<String>,
+}
+
+impl Message for OrderCancelled {
+    const MANIFEST: &'static str = "OrderCancelled";
+}
+
+impl PythonClass for OrderCancelled {
+    const PYTHON_CLASS: &'static str = "pickle_events.OrderCancelled";
+}
+
+/// Either event; the variant is picked by the Python class of the pickled object.
+#[derive(Debug, PartialEq, Deserialize)]
+enum OrderEvent {
+    OrderCreated(OrderCreated),
+    OrderCancelled(OrderCancelled),
+}
+
+fn registry() -> SerializerRegistry {
+    let pickle = PickleSerializer::builder()
+        .class::<OrderCreated>()
+        .class::<OrderCancelled>()
+        .class::<Line>()
+        .build()
+        .unwrap();
+    SerializerRegistry::builder()
+        .serializer("json", melange::JsonSerializer)
+        .serializer("pickle", pickle)
+        .bind::<OrderCreated>("pickle")
+        .bind::<OrderCancelled>("pickle")
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn golden_vector_from_python_melange_decodes() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors/python-melange-7.2.0/queue-pickle.json");
+    let vector: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let message = &vector["sqs_messages"][0];
+    let body: serde_json::Value = serde_json::from_str(message["Body"].as_str().unwrap()).unwrap();
+    let content = body["Message"].as_str().unwrap();
+    let attributes = &message["MessageAttributes"];
+    let manifest = attributes["manifest"]["StringValue"].as_str().unwrap();
+    let serializer_id: u32 = attributes["serializer_id"]["StringValue"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!((manifest, serializer_id), ("OrderCreated", 2));
+
+    let event: OrderCreated = registry()
+        .deserialize(content, Some(serializer_id), Some(manifest))
+        .unwrap();
+    assert_eq!(
+        event,
+        OrderCreated {
+            order_id: 42,
+            lines: vec![],
+            occurred_on: "2026-11-28T11:40:15.771213+00:00".into(),
+            metadata: HashMap::new(),
+            correlation_id: None,
+        }
+    );
+    // The capture's own rendering of the state (`str(datetime)`) agrees.
+    let expected = &vector["expected_object_state"];
+    assert_eq!(expected["order_id"], 42);
+    assert_eq!(
+        expected["occurred_on"].as_str().unwrap().replace(' ', "T"),
+        event.occurred_on
+    );
+}
+
+/// The Python with Melange 7.2.0 that `scripts/test` installs.
+fn python() -> String {
+    std::env::var("MELANGE_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "MELANGE_TEST_PYTHON is not set: run the interop tests through scripts/test, which \
+             installs Python Melange 7.2.0 and points MELANGE_TEST_PYTHON at it"
+        )
+    })
+}
+
+fn script(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
+}
+
+/// Runs a script under `$MELANGE_TEST_PYTHON`, feeding `stdin`, and returns its JSON lines.
+fn run_python(name: &str, stdin: &str) -> Vec<serde_json::Value> {
+    let mut child = Command::new(python())
+        .arg(script(name))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run $MELANGE_TEST_PYTHON (see scripts/test): {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{name} failed:\n{stderr}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn python_melange_pickles_decode_in_rust() {
+    let wire = run_python("pickle_publish.py", "");
+    assert_eq!(wire.len(), 2);
+    let registry = registry();
+    let decode = |w: &serde_json::Value| -> (String, u32, String) {
+        (
+            w["content"].as_str().unwrap().to_owned(),
+            u32::try_from(w["serializer_id"].as_u64().unwrap()).unwrap(),
+            w["manifest"].as_str().unwrap().to_owned(),
+        )
+    };
+
+    let (content, id, manifest) = decode(&wire[0]);
+    assert_eq!((id, manifest.as_str()), (2, "OrderCreated"));
+    let created: OrderCreated = registry
+        .deserialize(&content, Some(id), Some(&manifest))
+        .unwrap();
+    assert_eq!(
+        created,
+        OrderCreated {
+            order_id: 7,
+            lines: vec![
+                Line {
+                    sku: "sku-1".into(),
+                    quantity: 2
+                },
+                Line {
+                    sku: "sku-2".into(),
+                    quantity: 70_000
+                },
+            ],
+            occurred_on: "2026-11-28T11:40:15.771213+00:00".into(),
+            metadata: HashMap::from([("source".into(), "python".into())]),
+            correlation_id: Some("c-7".into()),
+        }
+    );
+
+    let (content, id, manifest) = decode(&wire[1]);
+    assert_eq!(manifest, "OrderCancelled");
+    let cancelled: OrderCancelled = registry
+        .deserialize(&content, Some(id), Some(&manifest))
+        .unwrap();
+    assert_eq!(cancelled.reason, "out of stock");
+    assert_eq!(cancelled.occurred_on, "2026-11-28T12:00:00-05:00");
+    assert_eq!(cancelled.correlation_id, None);
+
+    // One enum over both: the Python class picks the variant.
+    let either: OrderEvent = registry
+        .deserialize(&content, Some(id), Some(&manifest))
+        .unwrap();
+    assert_eq!(either, OrderEvent::OrderCancelled(cancelled));
+}
+
+#[test]
+fn rust_pickles_dispatch_to_python_typed_handlers() {
+    let registry = registry();
+    let created = OrderCreated {
+        order_id: 42,
+        lines: vec![Line {
+            sku: "from-rust".into(),
+            quantity: 3,
+        }],
+        occurred_on: "2026-11-28T11:40:15.5+00:00".into(),
+        metadata: HashMap::from([("source".into(), "rust".into())]),
+        correlation_id: Some("c-42".into()),
+    };
+    let cancelled = OrderCancelled {
+        order_id: 43,
+        reason: "changed mind".into(),
+        occurred_on: "2026-11-28T12:00:00+05:30".into(),
+        metadata: HashMap::new(),
+        correlation_id: None,
+    };
+    let mut stdin = String::new();
+    for outgoing in [
+        registry.serialize(&created).unwrap(),
+        registry.serialize(&cancelled).unwrap(),
+    ] {
+        assert_eq!(outgoing.serializer_id, 2);
+        let line = serde_json::json!({
+            "content": outgoing.content,
+            "manifest": outgoing.manifest.as_deref(),
+            "serializer_id": outgoing.serializer_id,
+        });
+        stdin.push_str(&line.to_string());
+        stdin.push('\n');
+    }
+
+    let received = run_python("pickle_consume.py", &stdin);
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert_eq!(
+        received[0],
+        serde_json::json!({
+            "handler": "on_order_created",
+            "class": "pickle_events.OrderCreated",
+            "order_id": 42,
+            "lines": [["from-rust", 3]],
+            "line_class": ["Line"],
+            "occurred_on": {
+                "type": "datetime",
+                "iso": "2026-11-28T11:40:15.500000+00:00",
+                "utcoffset": 0.0,
+            },
+            "metadata": {"source": "rust"},
+            "correlation_id": "c-42",
+        })
+    );
+    assert_eq!(
+        received[1],
+        serde_json::json!({
+            "handler": "on_order_cancelled",
+            "class": "pickle_events.OrderCancelled",
+            "order_id": 43,
+            "reason": "changed mind",
+            "occurred_on": {
+                "type": "datetime",
+                "iso": "2026-11-28T12:00:00+05:30",
+                "utcoffset": 19800.0,
+            },
+            "correlation_id": null,
+        })
+    );
+}
