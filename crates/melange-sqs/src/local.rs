@@ -1,0 +1,204 @@
+//! [`ElasticMqBackend`]: the SQS backend pointed at a local server.
+
+use std::ops::Deref;
+use std::time::Duration;
+
+use aws_sdk_sqs::config::timeout::TimeoutConfig;
+use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use melange_core::backend::{BatchResult, MessagingBackend, QueueInfo, QueueSpec, Received};
+use melange_core::envelope::{OutgoingMessage, ReceiptHandle, ReceiveOptions};
+use melange_core::error::BackendError;
+
+use crate::backend::{SqsBackend, default_retry_config};
+
+/// The region local servers are addressed with, as Python Melange's `LocalSQSBackend` does.
+pub const LOCAL_REGION: &str = "us-east-1";
+
+/// The SQS backend on a local SQS + SNS server (ElasticMQ, moto, LocalStack), like Python
+/// Melange's `ElasticMQBackend` / `LocalSQSBackend`: plain HTTP on one endpoint for both SQS
+/// and SNS, region `us-east-1`, dummy static credentials.
+///
+/// It dereferences to [`SqsBackend`] and implements [`MessagingBackend`] the same way.
+///
+/// ```no_run
+/// use melange_sqs::ElasticMqBackend;
+///
+/// let backend = ElasticMqBackend::new("localhost", 9324);
+/// # let _ = backend;
+/// ```
+#[derive(Debug, Clone)]
+pub struct ElasticMqBackend {
+    backend: SqsBackend,
+    endpoint: String,
+}
+
+impl ElasticMqBackend {
+    /// A backend on `http://host:port`. A `host` that already has a scheme (`http://localhost`,
+    /// as Python Melange takes it) is used as is.
+    pub fn new(host: &str, port: u16) -> Self {
+        let host = host.trim_end_matches('/');
+        if host.contains("://") {
+            Self::from_endpoint(format!("{host}:{port}"))
+        } else {
+            Self::from_endpoint(format!("http://{host}:{port}"))
+        }
+    }
+
+    /// A backend on this endpoint URL (`http://127.0.0.1:4566`), for both SQS and SNS.
+    pub fn from_endpoint(endpoint: impl Into<String>) -> Self {
+        let endpoint = endpoint.into();
+        let credentials = Credentials::new("x", "x", None, None, "melange-local");
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .build();
+        let sqs = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(LOCAL_REGION))
+            .credentials_provider(credentials.clone())
+            .endpoint_url(&endpoint)
+            .retry_config(default_retry_config())
+            .timeout_config(timeouts.clone())
+            .build();
+        let sns = aws_sdk_sns::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(LOCAL_REGION))
+            .credentials_provider(credentials)
+            .endpoint_url(&endpoint)
+            .retry_config(default_retry_config())
+            .timeout_config(timeouts)
+            .build();
+        Self {
+            backend: SqsBackend::from_clients(
+                aws_sdk_sqs::Client::from_conf(sqs),
+                aws_sdk_sns::Client::from_conf(sns),
+            ),
+            endpoint,
+        }
+    }
+
+    /// The endpoint URL.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The underlying [`SqsBackend`].
+    pub fn into_inner(self) -> SqsBackend {
+        self.backend
+    }
+}
+
+impl Deref for ElasticMqBackend {
+    type Target = SqsBackend;
+
+    fn deref(&self) -> &SqsBackend {
+        &self.backend
+    }
+}
+
+impl From<ElasticMqBackend> for SqsBackend {
+    fn from(local: ElasticMqBackend) -> Self {
+        local.backend
+    }
+}
+
+impl MessagingBackend for ElasticMqBackend {
+    async fn declare_queue(&self, spec: &QueueSpec) -> Result<QueueInfo, BackendError> {
+        self.backend.declare_queue(spec).await
+    }
+
+    async fn get_queue(&self, name: &str) -> Result<QueueInfo, BackendError> {
+        self.backend.get_queue(name).await
+    }
+
+    async fn delete_queue(&self, name: &str) -> Result<(), BackendError> {
+        self.backend.delete_queue(name).await
+    }
+
+    async fn declare_topic(&self, name: &str) -> Result<(), BackendError> {
+        self.backend.declare_topic(name).await
+    }
+
+    async fn delete_topic(&self, name: &str) -> Result<(), BackendError> {
+        self.backend.delete_topic(name).await
+    }
+
+    async fn subscribe(
+        &self,
+        queue: &str,
+        topic: &str,
+        manifest_filter: Option<&[String]>,
+    ) -> Result<(), BackendError> {
+        self.backend.subscribe(queue, topic, manifest_filter).await
+    }
+
+    async fn publish_to_queue(
+        &self,
+        queue: &str,
+        message: OutgoingMessage,
+    ) -> Result<String, BackendError> {
+        self.backend.publish_to_queue(queue, message).await
+    }
+
+    async fn publish_batch_to_queue(
+        &self,
+        queue: &str,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<BatchResult<String>, BackendError> {
+        self.backend.publish_batch_to_queue(queue, messages).await
+    }
+
+    async fn publish_to_topic(
+        &self,
+        topic: &str,
+        message: OutgoingMessage,
+    ) -> Result<String, BackendError> {
+        self.backend.publish_to_topic(topic, message).await
+    }
+
+    async fn publish_batch_to_topic(
+        &self,
+        topic: &str,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<BatchResult<String>, BackendError> {
+        self.backend.publish_batch_to_topic(topic, messages).await
+    }
+
+    async fn receive(
+        &self,
+        queue: &str,
+        options: &ReceiveOptions,
+    ) -> Result<Received, BackendError> {
+        self.backend.receive(queue, options).await
+    }
+
+    async fn acknowledge(&self, queue: &str, receipt: &ReceiptHandle) -> Result<(), BackendError> {
+        self.backend.acknowledge(queue, receipt).await
+    }
+
+    async fn acknowledge_batch(
+        &self,
+        queue: &str,
+        receipts: &[ReceiptHandle],
+    ) -> Result<BatchResult<()>, BackendError> {
+        self.backend.acknowledge_batch(queue, receipts).await
+    }
+
+    async fn change_visibility(
+        &self,
+        queue: &str,
+        receipt: &ReceiptHandle,
+        timeout: Duration,
+    ) -> Result<(), BackendError> {
+        self.backend
+            .change_visibility(queue, receipt, timeout)
+            .await
+    }
+
+    async fn change_visibility_batch(
+        &self,
+        queue: &str,
+        entries: &[(ReceiptHandle, Duration)],
+    ) -> Result<BatchResult<()>, BackendError> {
+        self.backend.change_visibility_batch(queue, entries).await
+    }
+}

@@ -1,0 +1,505 @@
+//! The Python Melange 7.2.0 wire format on SQS and SNS, as pure functions over a message body
+//! and its attributes (no SDK types), so it can be unit-tested, golden-tested and fuzzed.
+//!
+//! # Sending
+//!
+//! - To a queue: the body is the JSON object `{"Message": "<content>"}` ([`queue_body`]) and
+//!   the message attributes `manifest` (`String`) and `serializer_id` (`Number`), exactly as
+//!   Python Melange's `publish_to_queue` writes them.
+//! - To a topic: the SNS `Message` is the bare content, with the same two attributes.
+//!
+//! # Receiving
+//!
+//! [`decode`] reads every form Python Melange accepts:
+//!
+//! - `{"Message": "<content>"}` with `manifest` / `serializer_id` SQS message attributes (a
+//!   queue publish);
+//! - the SNS notification envelope of a non-raw subscription: `Message` plus
+//!   `MessageAttributes` whose entries are `{"Type": ..., "Value": ...}`;
+//! - a raw SNS delivery: the bare content as body, the attributes copied onto the SQS message;
+//! - any other body (not JSON, or JSON without `Message`): the content is the body itself, the
+//!   manifest and serializer id come from the SQS attributes when present.
+//!
+//! Anything malformed is a typed [`WireError`], never a panic.
+
+use std::collections::HashMap;
+
+pub use melange_core::envelope::WireError;
+use serde_json::Value;
+
+/// The largest message SQS accepts and delivers: 1 MiB (1,048,576 bytes), body plus attribute
+/// names, types and values.
+pub const SQS_MAX_MESSAGE_SIZE: usize = 1_048_576;
+
+/// The largest message SNS accepts for publishing: 256 KiB (262,144 bytes), body plus
+/// attribute names, types and values.
+pub const SNS_MAX_MESSAGE_SIZE: usize = 262_144;
+
+/// The message attribute carrying the manifest (a `String`).
+pub const MANIFEST_ATTRIBUTE: &str = "manifest";
+
+/// The message attribute carrying the serializer identifier (a `Number`).
+pub const SERIALIZER_ID_ATTRIBUTE: &str = "serializer_id";
+
+/// One message attribute as SQS delivers it (`DataType` and `StringValue`), or as an SNS
+/// notification envelope carries it (`Type` and `Value`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    /// `String`, `Number`, `Binary`, possibly with a custom suffix (`Number.int`).
+    pub data_type: String,
+    /// The value of a `String` or `Number` attribute; `None` for `Binary` ones.
+    pub string_value: Option<String>,
+}
+
+impl Attribute {
+    /// A `String` attribute.
+    pub fn string(value: impl Into<String>) -> Self {
+        Self {
+            data_type: "String".to_owned(),
+            string_value: Some(value.into()),
+        }
+    }
+
+    /// A `Number` attribute.
+    pub fn number(value: impl Into<String>) -> Self {
+        Self {
+            data_type: "Number".to_owned(),
+            string_value: Some(value.into()),
+        }
+    }
+
+    /// The base type: `String`, `Number` or `Binary`, without a custom suffix.
+    pub fn base_type(&self) -> &str {
+        self.data_type
+            .split_once('.')
+            .map_or(&*self.data_type, |(base, _)| base)
+    }
+}
+
+/// How a received body was laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BodyFormat {
+    /// `{"Message": ...}` as Python Melange sends to queues.
+    Melange,
+    /// An SNS notification envelope (non-raw subscription).
+    SnsNotification,
+    /// Anything else: the body is the content (raw SNS delivery, foreign producers).
+    Raw,
+}
+
+/// A received message, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireMessage {
+    /// The serialized content.
+    pub content: String,
+    /// The manifest, when the sender wrote a non-empty one.
+    pub manifest: Option<String>,
+    /// The serializer identifier, when the sender wrote one.
+    pub serializer_id: Option<u32>,
+    /// `String` and `Number` attributes other than `manifest` and `serializer_id` (from the SQS
+    /// message, and from the SNS envelope, which wins on a clash).
+    pub attributes: HashMap<String, String>,
+    /// How the body was laid out.
+    pub format: BodyFormat,
+}
+
+/// The SQS body Python Melange's `publish_to_queue` writes: `{"Message": "<content>"}`.
+///
+/// Characters SQS refuses in a body (U+FFFE, U+FFFF) are written as JSON escapes, which every
+/// JSON reader (Python's included) decodes back.
+pub fn queue_body(content: &str) -> String {
+    let body = serde_json::json!({ "Message": content }).to_string();
+    if body.contains(['\u{FFFE}', '\u{FFFF}']) {
+        body.replace('\u{FFFE}', "\\ufffe")
+            .replace('\u{FFFF}', "\\uffff")
+    } else {
+        body
+    }
+}
+
+/// The size SQS and SNS count for a message: the body plus every attribute's name, data type
+/// and value.
+pub fn message_size<'a>(
+    body: &str,
+    attributes: impl IntoIterator<Item = (&'a str, &'a Attribute)>,
+) -> usize {
+    body.len()
+        + attributes
+            .into_iter()
+            .map(|(name, attribute)| {
+                name.len()
+                    + attribute.data_type.len()
+                    + attribute.string_value.as_ref().map_or(0, String::len)
+            })
+            .sum::<usize>()
+}
+
+/// The attributes Python Melange sends with a message: `manifest` and `serializer_id` when
+/// there is a manifest, plus the extra string attributes.
+pub fn outgoing_attributes(
+    manifest: Option<&str>,
+    serializer_id: u32,
+    extra: &HashMap<String, String>,
+) -> HashMap<String, Attribute> {
+    let mut attributes: HashMap<String, Attribute> = extra
+        .iter()
+        .map(|(name, value)| (name.clone(), Attribute::string(value.clone())))
+        .collect();
+    if let Some(manifest) = manifest {
+        attributes.insert(MANIFEST_ATTRIBUTE.to_owned(), Attribute::string(manifest));
+        attributes.insert(
+            SERIALIZER_ID_ATTRIBUTE.to_owned(),
+            Attribute::number(serializer_id.to_string()),
+        );
+    }
+    attributes
+}
+
+/// Decodes a received SQS message: its body and its message attributes. Messages larger than
+/// `size_limit` bytes (body plus attributes) are rejected with [`WireError::TooLarge`].
+pub fn decode(
+    body: &str,
+    attributes: &HashMap<String, Attribute>,
+    size_limit: usize,
+) -> Result<WireMessage, WireError> {
+    let size = message_size(body, attributes.iter().map(|(k, v)| (k.as_str(), v)));
+    if size > size_limit {
+        return Err(WireError::TooLarge {
+            size,
+            limit: size_limit,
+        });
+    }
+
+    let mut message = WireMessage {
+        content: String::new(),
+        manifest: None,
+        serializer_id: None,
+        attributes: HashMap::new(),
+        format: BodyFormat::Raw,
+    };
+    // Attributes of the SQS message first; an SNS envelope's attributes override them.
+    read_attributes(
+        attributes
+            .iter()
+            .map(|(name, a)| (name.as_str(), a.base_type(), a.string_value.as_deref())),
+        &mut message,
+    )?;
+
+    let parsed = if body.trim_start().starts_with('{') {
+        serde_json::from_str::<Value>(body).ok()
+    } else {
+        None
+    };
+    match parsed {
+        Some(Value::Object(mut object)) if object.contains_key("Message") => {
+            let content = match object.remove("Message") {
+                Some(Value::String(content)) => content,
+                Some(other) => {
+                    return Err(WireError::InvalidBody {
+                        reason: format!(
+                            "`Message` must be a string, found {}",
+                            json_type_name(&other)
+                        ),
+                    });
+                }
+                None => String::new(),
+            };
+            message.content = content;
+            let is_notification =
+                object.get("Type").and_then(Value::as_str) == Some("Notification");
+            match object.remove("MessageAttributes") {
+                Some(Value::Object(envelope_attributes)) => {
+                    message.format = BodyFormat::SnsNotification;
+                    read_envelope_attributes(&envelope_attributes, &mut message)?;
+                }
+                Some(Value::Null) | None => {
+                    message.format = if is_notification {
+                        BodyFormat::SnsNotification
+                    } else {
+                        BodyFormat::Melange
+                    };
+                }
+                Some(other) => {
+                    return Err(WireError::InvalidBody {
+                        reason: format!(
+                            "`MessageAttributes` must be an object, found {}",
+                            json_type_name(&other)
+                        ),
+                    });
+                }
+            }
+        }
+        _ => {
+            message.content = body.to_owned();
+            message.format = BodyFormat::Raw;
+        }
+    }
+    Ok(message)
+}
+
+/// Reads the `MessageAttributes` of an SNS notification envelope:
+/// `{"name": {"Type": "String", "Value": "..."}}`.
+fn read_envelope_attributes(
+    envelope: &serde_json::Map<String, Value>,
+    message: &mut WireMessage,
+) -> Result<(), WireError> {
+    let mut entries = Vec::with_capacity(envelope.len());
+    for (name, entry) in envelope {
+        let Value::Object(entry) = entry else {
+            return Err(WireError::InvalidAttribute {
+                name: name.clone(),
+                reason: format!(
+                    "an SNS envelope attribute must be an object, found {}",
+                    json_type_name(entry)
+                ),
+            });
+        };
+        let data_type = match entry.get("Type") {
+            Some(Value::String(data_type)) => data_type.as_str(),
+            None => "String",
+            Some(other) => {
+                return Err(WireError::InvalidAttribute {
+                    name: name.clone(),
+                    reason: format!("`Type` must be a string, found {}", json_type_name(other)),
+                });
+            }
+        };
+        let base_type = data_type
+            .split_once('.')
+            .map_or(data_type, |(base, _)| base);
+        let value = match entry.get("Value") {
+            Some(Value::String(value)) => Some(value.as_str()),
+            Some(Value::Null) | None => None,
+            Some(other) => {
+                return Err(WireError::InvalidAttribute {
+                    name: name.clone(),
+                    reason: format!("`Value` must be a string, found {}", json_type_name(other)),
+                });
+            }
+        };
+        entries.push((name.as_str(), base_type, value));
+    }
+    read_attributes(entries, message)
+}
+
+/// Applies attributes `(name, base type, string value)` to the message: `manifest` and
+/// `serializer_id` are checked and taken apart, other string-valued ones are kept.
+fn read_attributes<'a>(
+    attributes: impl IntoIterator<Item = (&'a str, &'a str, Option<&'a str>)>,
+    message: &mut WireMessage,
+) -> Result<(), WireError> {
+    for (name, base_type, value) in attributes {
+        match name {
+            MANIFEST_ATTRIBUTE => {
+                if base_type == "Binary" {
+                    return Err(WireError::InvalidAttribute {
+                        name: name.to_owned(),
+                        reason: "must be a String attribute, found Binary".to_owned(),
+                    });
+                }
+                // Python Melange's topic publisher writes an empty manifest when it has none,
+                // and its reader treats an empty one as missing.
+                if let Some(manifest) = value.filter(|m| !m.is_empty()) {
+                    message.manifest = Some(manifest.to_owned());
+                }
+            }
+            SERIALIZER_ID_ATTRIBUTE => {
+                let Some(value) = value else {
+                    return Err(WireError::InvalidAttribute {
+                        name: name.to_owned(),
+                        reason: format!("must be a Number attribute, found {base_type}"),
+                    });
+                };
+                let id =
+                    value
+                        .trim()
+                        .parse::<u32>()
+                        .map_err(|error| WireError::InvalidAttribute {
+                            name: name.to_owned(),
+                            reason: format!("`{value}` is not a serializer identifier: {error}"),
+                        })?;
+                message.serializer_id = Some(id);
+            }
+            _ => {
+                if let Some(value) = value {
+                    message.attributes.insert(name.to_owned(), value.to_owned());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn json_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn melange_attributes(manifest: &str, serializer_id: &str) -> HashMap<String, Attribute> {
+        HashMap::from([
+            ("manifest".to_owned(), Attribute::string(manifest)),
+            ("serializer_id".to_owned(), Attribute::number(serializer_id)),
+        ])
+    }
+
+    fn decode_ok(body: &str, attributes: &HashMap<String, Attribute>) -> WireMessage {
+        match decode(body, attributes, SQS_MAX_MESSAGE_SIZE) {
+            Ok(message) => message,
+            Err(error) => panic!("{body:?} did not decode: {error}"),
+        }
+    }
+
+    #[test]
+    fn queue_body_is_python_melange_layout_and_round_trips() {
+        let content = r#"{"kind": "héllo \"quoted\""}"#;
+        let body = queue_body(content);
+        let parsed: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed, serde_json::json!({ "Message": content }));
+        let message = decode_ok(&body, &melange_attributes("json", "1"));
+        assert_eq!(message.content, content);
+        assert_eq!(message.manifest.as_deref(), Some("json"));
+        assert_eq!(message.serializer_id, Some(1));
+        assert_eq!(message.format, BodyFormat::Melange);
+    }
+
+    #[test]
+    fn queue_body_escapes_noncharacters_sqs_refuses() {
+        let body = queue_body("a\u{FFFF}b\u{FFFE}");
+        assert!(!body.contains('\u{FFFF}') && !body.contains('\u{FFFE}'));
+        assert_eq!(
+            decode_ok(&body, &HashMap::new()).content,
+            "a\u{FFFF}b\u{FFFE}"
+        );
+    }
+
+    #[test]
+    fn sns_envelope_attributes_win() {
+        let body = serde_json::json!({
+            "Type": "Notification",
+            "Message": "payload",
+            "MessageAttributes": {
+                "manifest": {"Type": "String", "Value": "OrderCreated"},
+                "serializer_id": {"Type": "Number", "Value": "2"},
+                "tenant": {"Type": "String", "Value": "acme"},
+            },
+        })
+        .to_string();
+        let message = decode_ok(&body, &HashMap::new());
+        assert_eq!(message.content, "payload");
+        assert_eq!(message.manifest.as_deref(), Some("OrderCreated"));
+        assert_eq!(message.serializer_id, Some(2));
+        assert_eq!(message.attributes["tenant"], "acme");
+        assert_eq!(message.format, BodyFormat::SnsNotification);
+    }
+
+    #[test]
+    fn sns_envelope_without_attributes_falls_back_to_sqs_attributes() {
+        let body = r#"{"Type": "Notification", "Message": "x"}"#;
+        let message = decode_ok(body, &melange_attributes("json", "1"));
+        assert_eq!(message.format, BodyFormat::SnsNotification);
+        assert_eq!(message.manifest.as_deref(), Some("json"));
+    }
+
+    #[test]
+    fn raw_delivery_and_foreign_bodies_are_the_content() {
+        let attributes = melange_attributes("json", "1");
+        for body in [
+            r#"{"kind": "raw"}"#,
+            "not json at all",
+            "[1, 2]",
+            "",
+            "{broken",
+        ] {
+            let message = decode_ok(body, &attributes);
+            assert_eq!(message.content, body);
+            assert_eq!(message.format, BodyFormat::Raw);
+            assert_eq!(message.serializer_id, Some(1));
+        }
+        let message = decode_ok("plain", &HashMap::new());
+        assert_eq!((message.manifest, message.serializer_id), (None, None));
+    }
+
+    #[test]
+    fn empty_manifest_is_missing() {
+        let message = decode_ok("x", &melange_attributes("", "1"));
+        assert_eq!(message.manifest, None);
+    }
+
+    #[test]
+    fn malformed_messages_are_typed_errors() {
+        let cases: Vec<(&str, HashMap<String, Attribute>)> = vec![
+            ("x", melange_attributes("json", "one")),
+            ("x", melange_attributes("json", "-1")),
+            (r#"{"Message": 5}"#, HashMap::new()),
+            (
+                r#"{"Message": "x", "MessageAttributes": []}"#,
+                HashMap::new(),
+            ),
+            (
+                r#"{"Message": "x", "MessageAttributes": {"serializer_id": {"Type": "Number", "Value": "x"}}}"#,
+                HashMap::new(),
+            ),
+            (
+                r#"{"Message": "x", "MessageAttributes": {"manifest": 3}}"#,
+                HashMap::new(),
+            ),
+            (
+                "x",
+                HashMap::from([(
+                    "manifest".to_owned(),
+                    Attribute {
+                        data_type: "Binary".to_owned(),
+                        string_value: None,
+                    },
+                )]),
+            ),
+        ];
+        for (body, attributes) in cases {
+            assert!(
+                decode(body, &attributes, SQS_MAX_MESSAGE_SIZE).is_err(),
+                "{body:?} {attributes:?} should not decode"
+            );
+        }
+        assert!(matches!(
+            decode(r#"{"Message": 5}"#, &HashMap::new(), SQS_MAX_MESSAGE_SIZE),
+            Err(WireError::InvalidBody { .. })
+        ));
+        assert!(matches!(
+            decode("x", &melange_attributes("json", "one"), SQS_MAX_MESSAGE_SIZE),
+            Err(WireError::InvalidAttribute { name, .. }) if name == "serializer_id"
+        ));
+    }
+
+    #[test]
+    fn oversized_messages_are_rejected() {
+        let body = "x".repeat(100);
+        assert_eq!(
+            decode(&body, &HashMap::new(), 99),
+            Err(WireError::TooLarge {
+                size: 100,
+                limit: 99
+            })
+        );
+    }
+
+    #[test]
+    fn size_counts_names_types_and_values() {
+        let attributes = outgoing_attributes(Some("json"), 1, &HashMap::new());
+        let size = message_size("body", attributes.iter().map(|(k, v)| (k.as_str(), v)));
+        assert_eq!(
+            size,
+            4 + ("manifest".len() + 6 + 4) + ("serializer_id".len() + 6 + 1)
+        );
+    }
+}
