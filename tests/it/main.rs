@@ -5,3 +5,5 @@ mod listener;
 #[cfg(feature = "pickle")]
 mod pickle;
 mod ui;
+mod conformance;
+mod support;
