@@ -7,3 +7,4 @@ mod pickle;
 mod ui;
 mod conformance;
 mod support;
+mod sqs;
