@@ -8,3 +8,4 @@ mod ui;
 mod conformance;
 mod support;
 mod sqs;
+mod python_interop;
