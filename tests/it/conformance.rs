@@ -2,13 +2,14 @@
 //! `B: MessagingBackend`, run once against `InMemoryBackend` and once against the SQS backend
 //! on the server `scripts/test` starts, so a failure names the backend.
 
+// Test helpers too: a failed call is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use melange::sqs::ElasticMqBackend;
 use melange::sqs::aws_sdk_sqs::types::MessageAttributeValue;
-use melange::{
-    InMemoryBackend, MessagingBackend, OutgoingMessage, QueueSpec, SerializerRegistry,
-};
+use melange::{InMemoryBackend, MessagingBackend, OutgoingMessage, QueueSpec, SerializerRegistry};
 
 use crate::support::{assert_empty, options, receive_all, receive_envelopes, unique};
 
@@ -69,7 +70,10 @@ fn greeting(text: &str) -> OutgoingMessage {
 
 async fn publish_and_consume<B: Harness>(backend: B) {
     let queue = unique("conf-basic");
-    let info = backend.declare_queue(&QueueSpec::new(&queue)).await.unwrap();
+    let info = backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
     assert_eq!(info.name, queue);
     assert!(!info.fifo);
     let mut message = greeting("hello");
@@ -83,22 +87,42 @@ async fn publish_and_consume<B: Harness>(backend: B) {
     assert_eq!(envelope.manifest.as_deref(), Some("Greeting"));
     assert_eq!(envelope.serializer_id, Some(1));
     assert_eq!(envelope.delivery.receive_count, 1);
-    assert_eq!(envelope.delivery.attributes.get("tenant").map(String::as_str), Some("acme"));
+    assert_eq!(
+        envelope
+            .delivery
+            .attributes
+            .get("tenant")
+            .map(String::as_str),
+        Some("acme")
+    );
     assert_eq!(&*envelope.delivery.queue, queue);
     let value: serde_json::Value = SerializerRegistry::default()
-        .deserialize(&envelope.content, envelope.serializer_id, envelope.manifest.as_deref())
+        .deserialize(
+            &envelope.content,
+            envelope.serializer_id,
+            envelope.manifest.as_deref(),
+        )
         .unwrap();
     assert_eq!(value, serde_json::json!({ "text": "hello" }));
 
-    backend.acknowledge(&queue, &envelope.delivery.receipt).await.unwrap();
+    backend
+        .acknowledge(&queue, &envelope.delivery.receipt)
+        .await
+        .unwrap();
     assert_empty(&backend, &queue, Duration::from_secs(1)).await;
     backend.delete_queue(&queue).await.unwrap();
 }
 
 async fn redelivery_after_visibility_timeout<B: Harness>(backend: B) {
     let queue = unique("conf-redeliver");
-    backend.declare_queue(&QueueSpec::new(&queue)).await.unwrap();
-    let id = backend.publish_to_queue(&queue, greeting("again")).await.unwrap();
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
+    let id = backend
+        .publish_to_queue(&queue, greeting("again"))
+        .await
+        .unwrap();
 
     let first = backend
         .receive(&queue, &options(LONG, Some(Duration::from_secs(1))))
@@ -122,7 +146,10 @@ async fn redelivery_after_visibility_timeout<B: Harness>(backend: B) {
     let third = receive_envelopes(&backend, &queue, 1, LONG).await;
     assert_eq!(&*third[0].message_id, id);
     assert_eq!(third[0].delivery.receive_count, 3);
-    backend.acknowledge(&queue, &third[0].delivery.receipt).await.unwrap();
+    backend
+        .acknowledge(&queue, &third[0].delivery.receipt)
+        .await
+        .unwrap();
 }
 
 async fn redrive_to_dead_letter_queue<B: Harness>(backend: B) {
@@ -133,11 +160,20 @@ async fn redrive_to_dead_letter_queue<B: Harness>(backend: B) {
         .await
         .unwrap();
     let dead_letter = info.dead_letter.expect("a redrive policy");
-    assert_eq!((dead_letter.queue.as_str(), dead_letter.max_receive_count), (dlq.as_str(), 1));
-    assert_eq!(backend.get_queue(&queue).await.unwrap().dead_letter, Some(dead_letter));
+    assert_eq!(
+        (dead_letter.queue.as_str(), dead_letter.max_receive_count),
+        (dlq.as_str(), 1)
+    );
+    assert_eq!(
+        backend.get_queue(&queue).await.unwrap().dead_letter,
+        Some(dead_letter)
+    );
     backend.get_queue(&dlq).await.unwrap();
 
-    let id = backend.publish_to_queue(&queue, greeting("doomed")).await.unwrap();
+    let id = backend
+        .publish_to_queue(&queue, greeting("doomed"))
+        .await
+        .unwrap();
     let first = backend
         .receive(&queue, &options(LONG, Some(Duration::from_secs(1))))
         .await
@@ -150,12 +186,18 @@ async fn redrive_to_dead_letter_queue<B: Harness>(backend: B) {
     assert_eq!(dead.len(), 1);
     assert_eq!(&*dead[0].message_id, id);
     assert_eq!(dead[0].manifest.as_deref(), Some("Greeting"));
-    backend.acknowledge(&dlq, &dead[0].delivery.receipt).await.unwrap();
+    backend
+        .acknowledge(&dlq, &dead[0].delivery.receipt)
+        .await
+        .unwrap();
 }
 
 async fn fifo_order<B: Harness>(backend: B) {
     let queue = format!("{}.fifo", unique("conf-fifo"));
-    let info = backend.declare_queue(&QueueSpec::new(&queue)).await.unwrap();
+    let info = backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
     assert!(info.fifo);
     let messages: Vec<OutgoingMessage> = (0..5)
         .map(|i| {
@@ -169,16 +211,25 @@ async fn fifo_order<B: Harness>(backend: B) {
         backend.publish_to_queue(&queue, message).await.unwrap();
     }
     // A duplicate deduplication id enqueues nothing.
-    backend.publish_to_queue(&queue, messages[0].clone()).await.unwrap();
+    backend
+        .publish_to_queue(&queue, messages[0].clone())
+        .await
+        .unwrap();
 
     let mut texts = Vec::new();
     while texts.len() < 5 {
         let received = receive_envelopes(&backend, &queue, 1, LONG).await;
         assert!(!received.is_empty(), "FIFO queue ran dry after {texts:?}");
         for envelope in received {
-            assert_eq!(envelope.delivery.message_group_id.as_deref(), Some("group-a"));
+            assert_eq!(
+                envelope.delivery.message_group_id.as_deref(),
+                Some("group-a")
+            );
             texts.push(envelope.content.to_string());
-            backend.acknowledge(&queue, &envelope.delivery.receipt).await.unwrap();
+            backend
+                .acknowledge(&queue, &envelope.delivery.receipt)
+                .await
+                .unwrap();
         }
     }
     let expected: Vec<String> = messages.iter().map(|m| m.content.clone()).collect();
@@ -191,7 +242,10 @@ async fn topic_fan_out_with_filter<B: Harness>(backend: B) {
     let filtered = unique("conf-filtered");
     let all = unique("conf-all");
     backend.declare_topic(&topic).await.unwrap();
-    backend.declare_queue(&QueueSpec::new(&filtered)).await.unwrap();
+    backend
+        .declare_queue(&QueueSpec::new(&filtered))
+        .await
+        .unwrap();
     backend.declare_queue(&QueueSpec::new(&all)).await.unwrap();
     backend
         .subscribe(&filtered, &topic, Some(&["OrderCreated".to_owned()]))
@@ -207,7 +261,12 @@ async fn topic_fan_out_with_filter<B: Harness>(backend: B) {
     let mut everything: Vec<(String, String)> = receive_envelopes(&backend, &all, 2, LONG)
         .await
         .into_iter()
-        .map(|e| (e.manifest.as_deref().unwrap_or_default().to_owned(), e.content.to_string()))
+        .map(|e| {
+            (
+                e.manifest.as_deref().unwrap_or_default().to_owned(),
+                e.content.to_string(),
+            )
+        })
         .collect();
     everything.sort();
     assert_eq!(
@@ -227,9 +286,15 @@ async fn topic_fan_out_with_filter<B: Harness>(backend: B) {
 
 async fn batch_publish_and_acknowledge<B: Harness>(backend: B) {
     let queue = unique("conf-batch");
-    backend.declare_queue(&QueueSpec::new(&queue)).await.unwrap();
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
     let messages: Vec<OutgoingMessage> = (0..23).map(|i| greeting(&format!("b{i}"))).collect();
-    let ids = backend.publish_batch_to_queue(&queue, messages).await.unwrap();
+    let ids = backend
+        .publish_batch_to_queue(&queue, messages)
+        .await
+        .unwrap();
     assert_eq!(ids.len(), 23);
     let ids: Vec<String> = ids.into_iter().map(Result::unwrap).collect();
 
@@ -241,38 +306,71 @@ async fn batch_publish_and_acknowledge<B: Harness>(backend: B) {
     expected.sort();
     assert_eq!(received_ids, expected);
 
-    let receipts: Vec<_> = received.iter().map(|e| e.delivery.receipt.clone()).collect();
+    let receipts: Vec<_> = received
+        .iter()
+        .map(|e| e.delivery.receipt.clone())
+        .collect();
     let acks = backend.acknowledge_batch(&queue, &receipts).await.unwrap();
     assert_eq!(acks.len(), receipts.len());
     assert!(acks.iter().all(Result::is_ok), "{acks:?}");
     assert_empty(&backend, &queue, Duration::from_secs(1)).await;
 
     // Batches of visibility changes, and empty batches.
-    assert!(backend.acknowledge_batch(&queue, &[]).await.unwrap().is_empty());
-    assert!(backend.publish_batch_to_queue(&queue, Vec::new()).await.unwrap().is_empty());
-    backend.publish_to_queue(&queue, greeting("v")).await.unwrap();
+    assert!(
+        backend
+            .acknowledge_batch(&queue, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        backend
+            .publish_batch_to_queue(&queue, Vec::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    backend
+        .publish_to_queue(&queue, greeting("v"))
+        .await
+        .unwrap();
     let held = receive_envelopes(&backend, &queue, 1, LONG).await;
     let changes = vec![(held[0].delivery.receipt.clone(), Duration::ZERO)];
-    let changed = backend.change_visibility_batch(&queue, &changes).await.unwrap();
+    let changed = backend
+        .change_visibility_batch(&queue, &changes)
+        .await
+        .unwrap();
     assert!(changed[0].is_ok(), "{changed:?}");
     assert_eq!(receive_envelopes(&backend, &queue, 1, LONG).await.len(), 1);
 }
 
 async fn unknown_manifest_arrives_intact<B: Harness>(backend: B) {
     let queue = unique("conf-unknown");
-    backend.declare_queue(&QueueSpec::new(&queue)).await.unwrap();
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
     let message = OutgoingMessage::new(r#"{"x":1}"#, "com.example.NobodyKnowsMe", 7);
     backend.publish_to_queue(&queue, message).await.unwrap();
     let received = receive_envelopes(&backend, &queue, 1, LONG).await;
-    assert_eq!(received[0].manifest.as_deref(), Some("com.example.NobodyKnowsMe"));
+    assert_eq!(
+        received[0].manifest.as_deref(),
+        Some("com.example.NobodyKnowsMe")
+    );
     assert_eq!(received[0].serializer_id, Some(7));
     assert_eq!(&*received[0].content, r#"{"x":1}"#);
-    backend.acknowledge(&queue, &received[0].delivery.receipt).await.unwrap();
+    backend
+        .acknowledge(&queue, &received[0].delivery.receipt)
+        .await
+        .unwrap();
 }
 
 async fn undecodable_body_can_be_acknowledged<B: Harness>(backend: B) {
     let queue = unique("conf-undecodable");
-    backend.declare_queue(&QueueSpec::new(&queue)).await.unwrap();
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
     backend.inject_undecodable(&queue).await;
     let received = receive_all(&backend, &queue, 1, LONG).await;
     assert_eq!(received.len(), 1);

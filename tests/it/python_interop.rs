@@ -2,6 +2,9 @@
 //! other consumes, and queues declared by one are consumed by the other. The Python side is
 //! tests/python/sqs_interop.py, run with `$MELANGE_TEST_PYTHON` (see `scripts/test`).
 
+// Test helpers too: a failed call is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -135,11 +138,23 @@ async fn rust_publishers_reach_the_python_dispatcher() {
 
     let registry = SerializerRegistry::default();
     QueuePublisher::new(registry.clone(), backend.clone())
-        .publish(&queue, &OrderCreated { order_id: 1, customer: "via queue".into() })
+        .publish(
+            &queue,
+            &OrderCreated {
+                order_id: 1,
+                customer: "via queue".into(),
+            },
+        )
         .await
         .unwrap();
     TopicPublisher::new(registry, backend.clone())
-        .publish(&topic, &OrderCreated { order_id: 2, customer: "via topic".into() })
+        .publish(
+            &topic,
+            &OrderCreated {
+                order_id: 2,
+                customer: "via topic".into(),
+            },
+        )
         .await
         .unwrap();
 
@@ -177,12 +192,20 @@ async fn queues_declared_by_python_are_consumed_by_rust() {
     // Python writes maxReceiveCount as a string; Rust reads it.
     let info = backend.get_queue(&queue).await.unwrap();
     let dead_letter = info.dead_letter.expect("the redrive policy Python set");
-    assert_eq!((dead_letter.queue.as_str(), dead_letter.max_receive_count), (dlq.as_str(), 4));
+    assert_eq!(
+        (dead_letter.queue.as_str(), dead_letter.max_receive_count),
+        (dlq.as_str(), 4)
+    );
 
     // Rust publishes to the topic Python created and subscribed the queue to (its ARN is
     // found by listing), and Python publishes too; Rust consumes both.
     TopicPublisher::new(SerializerRegistry::default(), backend.clone())
-        .publish(&topic, &Note { from: "rust".into() })
+        .publish(
+            &topic,
+            &Note {
+                from: "rust".into(),
+            },
+        )
         .await
         .unwrap();
     run_python(vec![
@@ -199,8 +222,14 @@ async fn queues_declared_by_python_are_consumed_by_rust() {
                 .deserialize::<Value>(&envelope.content, envelope.serializer_id, None)
                 .unwrap(),
         );
-        backend.acknowledge(&queue, &envelope.delivery.receipt).await.unwrap();
+        backend
+            .acknowledge(&queue, &envelope.delivery.receipt)
+            .await
+            .unwrap();
     }
     decoded.sort_by_key(|value| value.to_string());
-    assert_eq!(decoded, vec![json!({ "from": "python" }), json!({ "from": "rust" })]);
+    assert_eq!(
+        decoded,
+        vec![json!({ "from": "python" }), json!({ "from": "rust" })]
+    );
 }

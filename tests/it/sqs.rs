@@ -2,6 +2,9 @@
 //! format as Python Melange writes it, queue and topic declarations, caches, typed errors,
 //! batch partial failures; and the golden vectors captured from Python Melange 7.2.0.
 
+// Test helpers too: a failed call is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::error::Error as _;
 use std::path::Path;
@@ -52,7 +55,10 @@ fn string_attribute(value: &str) -> MessageAttributeValue {
 async fn queue_messages_are_written_as_python_melange_writes_them() {
     let backend = sqs_backend();
     let queue = unique("sqs-wire");
-    backend.declare_queue(&QueueSpec::new(&queue)).await.unwrap();
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
     let content = r#"{"kind": "h\u00e9llo", "n": 1}"#;
     backend
         .publish_to_queue(&queue, message(content, "json"))
@@ -77,7 +83,10 @@ async fn queue_messages_are_written_as_python_melange_writes_them() {
     assert_eq!(attributes["manifest"].data_type, "String");
     assert_eq!(attributes["manifest"].string_value.as_deref(), Some("json"));
     assert_eq!(attributes["serializer_id"].data_type, "Number");
-    assert_eq!(attributes["serializer_id"].string_value.as_deref(), Some("1"));
+    assert_eq!(
+        attributes["serializer_id"].string_value.as_deref(),
+        Some("1")
+    );
 }
 
 #[tokio::test]
@@ -86,7 +95,10 @@ async fn topic_messages_arrive_in_the_sns_envelope_with_subject() {
     let topic = unique("sqs-subject");
     let queue = unique("sqs-subject-q");
     backend.declare_topic(&topic).await.unwrap();
-    backend.declare_queue(&QueueSpec::new(&queue)).await.unwrap();
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
     backend.subscribe(&queue, &topic, None).await.unwrap();
     let mut outgoing = message(r#"{"a":1}"#, "json");
     outgoing.subject = Some("hello".into());
@@ -108,7 +120,10 @@ async fn topic_messages_arrive_in_the_sns_envelope_with_subject() {
     assert_eq!(envelope["Subject"], "hello");
     assert_eq!(envelope["Message"], r#"{"a":1}"#);
     assert_eq!(envelope["MessageAttributes"]["manifest"]["Value"], "json");
-    assert_eq!(envelope["MessageAttributes"]["serializer_id"]["Type"], "Number");
+    assert_eq!(
+        envelope["MessageAttributes"]["serializer_id"]["Type"],
+        "Number"
+    );
 
     let received = receive_envelopes(&backend, &queue, 1, LONG).await;
     assert_eq!(&*received[0].content, r#"{"a":1}"#);
@@ -122,7 +137,10 @@ async fn raw_message_delivery_is_read_from_the_copied_attributes() {
     let topic = unique("sqs-raw");
     let queue = unique("sqs-raw-q");
     backend.declare_topic(&topic).await.unwrap();
-    backend.declare_queue(&QueueSpec::new(&queue)).await.unwrap();
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
     backend.subscribe(&queue, &topic, None).await.unwrap();
     let topic_arn = backend.topic_arn(&topic).await.unwrap();
     let subscriptions = backend
@@ -160,7 +178,10 @@ async fn raw_message_delivery_is_read_from_the_copied_attributes() {
 async fn malformed_messages_are_reported_with_their_receipt() {
     let backend = sqs_backend();
     let queue = unique("sqs-malformed");
-    backend.declare_queue(&QueueSpec::new(&queue)).await.unwrap();
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
     let url = backend.queue_url(&queue).await.unwrap();
     let client = backend.sqs_client();
     client
@@ -192,7 +213,11 @@ async fn malformed_messages_are_reported_with_their_receipt() {
             .await
             .unwrap();
     }
-    assert!(errors.iter().any(|e| matches!(e, wire::WireError::InvalidBody { .. })));
+    assert!(
+        errors
+            .iter()
+            .any(|e| matches!(e, wire::WireError::InvalidBody { .. }))
+    );
     assert!(errors.iter().any(
         |e| matches!(e, wire::WireError::InvalidAttribute { name, .. } if name == "serializer_id")
     ));
@@ -228,17 +253,26 @@ async fn declare_get_and_delete_queues() {
         .declare_queue(&QueueSpec::new("no spaces allowed"))
         .await
         .unwrap_err();
-    assert!(matches!(error, BackendError::InvalidName { .. }), "{error:?}");
+    assert!(
+        matches!(error, BackendError::InvalidName { .. }),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
 async fn fifo_queues_get_their_attributes_and_group_ids() {
     let backend = sqs_backend();
     let queue = format!("{}.fifo", unique("sqs-fifo"));
-    backend.declare_queue(&QueueSpec::new(&queue)).await.unwrap();
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
     let attributes = queue_attributes(&backend, &queue).await;
     assert_eq!(attributes[&QueueAttributeName::FifoQueue], "true");
-    assert_eq!(attributes[&QueueAttributeName::ContentBasedDeduplication], "true");
+    assert_eq!(
+        attributes[&QueueAttributeName::ContentBasedDeduplication],
+        "true"
+    );
 
     // Content-based deduplication: the same body twice is one message.
     for _ in 0..2 {
@@ -261,7 +295,10 @@ async fn fifo_queues_get_their_attributes_and_group_ids() {
         .await
         .unwrap();
     let attributes = queue_attributes(&backend, &strict).await;
-    assert_eq!(attributes[&QueueAttributeName::ContentBasedDeduplication], "false");
+    assert_eq!(
+        attributes[&QueueAttributeName::ContentBasedDeduplication],
+        "false"
+    );
 }
 
 #[tokio::test]
@@ -276,7 +313,12 @@ async fn dead_letter_queues_get_a_redrive_policy() {
     let attributes = queue_attributes(&backend, &queue).await;
     let redrive: Value =
         serde_json::from_str(&attributes[&QueueAttributeName::RedrivePolicy]).unwrap();
-    assert!(redrive["deadLetterTargetArn"].as_str().unwrap().ends_with(&format!(":{dlq}")));
+    assert!(
+        redrive["deadLetterTargetArn"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{dlq}"))
+    );
     assert_eq!(redrive["maxReceiveCount"], 3);
     let info = backend.get_queue(&queue).await.unwrap();
     assert_eq!(info.dead_letter.unwrap().max_receive_count, 3);
@@ -288,7 +330,10 @@ async fn subscriptions_merge_queue_policies_and_set_filters() {
     let queue = unique("sqs-policy");
     let first = unique("sqs-policy-t1");
     let second = unique("sqs-policy-t2");
-    backend.declare_queue(&QueueSpec::new(&queue)).await.unwrap();
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
     backend.declare_topic(&first).await.unwrap();
     backend.declare_topic(&second).await.unwrap();
     backend
@@ -304,7 +349,11 @@ async fn subscriptions_merge_queue_policies_and_set_filters() {
     let statements = policy["Statement"].as_array().unwrap();
     let sources: Vec<&str> = statements
         .iter()
-        .map(|s| s["Condition"]["ArnEquals"]["aws:SourceArn"].as_str().unwrap())
+        .map(|s| {
+            s["Condition"]["ArnEquals"]["aws:SourceArn"]
+                .as_str()
+                .unwrap()
+        })
         .collect();
     let first_arn = backend.topic_arn(&first).await.unwrap();
     let second_arn = backend.topic_arn(&second).await.unwrap();
@@ -359,7 +408,10 @@ async fn topics_are_declared_found_and_deleted() {
         .publish_to_topic(&topic, message("{}", "json"))
         .await
         .unwrap_err();
-    assert!(matches!(error, BackendError::TopicDoesNotExist { .. }), "{error:?}");
+    assert!(
+        matches!(error, BackendError::TopicDoesNotExist { .. }),
+        "{error:?}"
+    );
 
     let fifo = format!("{}.fifo", unique("sqs-topic"));
     backend.declare_topic(&fifo).await.unwrap();
@@ -374,7 +426,10 @@ async fn topics_are_declared_found_and_deleted() {
 async fn queue_urls_are_cached_and_dropped_when_the_queue_is_gone() {
     let backend = sqs_backend();
     let queue = unique("sqs-cache");
-    backend.declare_queue(&QueueSpec::new(&queue)).await.unwrap();
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
     assert!(backend.is_queue_cached(&queue));
     let url = backend.queue_url(&queue).await.unwrap();
 
@@ -399,10 +454,16 @@ async fn queue_urls_are_cached_and_dropped_when_the_queue_is_gone() {
 
     // A fresh backend looks the URL up once.
     let other = unique("sqs-cache");
-    backend.declare_queue(&QueueSpec::new(&other)).await.unwrap();
+    backend
+        .declare_queue(&QueueSpec::new(&other))
+        .await
+        .unwrap();
     let fresh = sqs_backend();
     assert!(!fresh.is_queue_cached(&other));
-    fresh.publish_to_queue(&other, message("{}", "json")).await.unwrap();
+    fresh
+        .publish_to_queue(&other, message("{}", "json"))
+        .await
+        .unwrap();
     assert!(fresh.is_queue_cached(&other));
     fresh.clear_cache();
     assert!(!fresh.is_queue_cached(&other));
@@ -425,7 +486,10 @@ async fn missing_queues_are_named_in_errors() {
         .publish_batch_to_queue(&queue, vec![message("{}", "json")])
         .await
         .unwrap_err();
-    assert!(matches!(error, BackendError::QueueDoesNotExist { .. }), "{error:?}");
+    assert!(
+        matches!(error, BackendError::QueueDoesNotExist { .. }),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -454,7 +518,10 @@ async fn too_large_messages_are_refused_before_sending() {
     );
 
     // Just under the limit goes through.
-    backend.declare_queue(&QueueSpec::new(&queue)).await.unwrap();
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
     let fits = "z".repeat(SQS_MAX_MESSAGE_SIZE - 200);
     backend
         .publish_to_queue(&queue, message(&fits, "json"))
@@ -468,14 +535,20 @@ async fn too_large_messages_are_refused_before_sending() {
 async fn batch_failures_are_reported_per_entry_in_order() {
     let backend = sqs_backend();
     let queue = unique("sqs-batch");
-    backend.declare_queue(&QueueSpec::new(&queue)).await.unwrap();
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
     let too_large = "x".repeat(SQS_MAX_MESSAGE_SIZE);
     let messages = vec![
         message(r#"{"n":0}"#, "json"),
         message(&too_large, "json"),
         message(r#"{"n":2}"#, "json"),
     ];
-    let results = backend.publish_batch_to_queue(&queue, messages).await.unwrap();
+    let results = backend
+        .publish_batch_to_queue(&queue, messages)
+        .await
+        .unwrap();
     assert_eq!(results.len(), 3);
     assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
     assert!(
@@ -495,7 +568,10 @@ async fn batch_failures_are_reported_per_entry_in_order() {
     assert_eq!(acks.len(), 3);
     assert!(acks[0].is_ok() && acks[2].is_ok(), "{acks:?}");
     let error = acks[1].as_ref().unwrap_err();
-    assert!(matches!(error, BackendError::InvalidReceipt { queue: q, .. } if *q == queue), "{error:?}");
+    assert!(
+        matches!(error, BackendError::InvalidReceipt { queue: q, .. } if *q == queue),
+        "{error:?}"
+    );
     let entry = error
         .source()
         .and_then(|s| s.downcast_ref::<BatchEntryError>())
@@ -510,18 +586,28 @@ async fn topic_batches_fan_out() {
     let topic = unique("sqs-topic-batch");
     let queue = unique("sqs-topic-batch-q");
     backend.declare_topic(&topic).await.unwrap();
-    backend.declare_queue(&QueueSpec::new(&queue)).await.unwrap();
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
     backend.subscribe(&queue, &topic, None).await.unwrap();
     let messages: Vec<OutgoingMessage> = (0..12)
         .map(|i| message(&format!(r#"{{"n":{i}}}"#), "json"))
         .collect();
-    let results = backend.publish_batch_to_topic(&topic, messages).await.unwrap();
+    let results = backend
+        .publish_batch_to_topic(&topic, messages)
+        .await
+        .unwrap();
     assert_eq!(results.len(), 12);
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     let received = receive_envelopes(&backend, &queue, 12, Duration::from_secs(60)).await;
     let mut numbers: Vec<i64> = received
         .iter()
-        .map(|e| serde_json::from_str::<Value>(&e.content).unwrap()["n"].as_i64().unwrap())
+        .map(|e| {
+            serde_json::from_str::<Value>(&e.content).unwrap()["n"]
+                .as_i64()
+                .unwrap()
+        })
         .collect();
     numbers.sort_unstable();
     numbers.dedup();
@@ -532,8 +618,14 @@ async fn topic_batches_fan_out() {
 async fn visibility_changes_and_invalid_receipts() {
     let backend = sqs_backend();
     let queue = unique("sqs-visibility");
-    backend.declare_queue(&QueueSpec::new(&queue)).await.unwrap();
-    backend.publish_to_queue(&queue, message("{}", "json")).await.unwrap();
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
+    backend
+        .publish_to_queue(&queue, message("{}", "json"))
+        .await
+        .unwrap();
     let received = receive_envelopes(&backend, &queue, 1, LONG).await;
     let receipt = &received[0].delivery.receipt;
     backend
@@ -542,15 +634,25 @@ async fn visibility_changes_and_invalid_receipts() {
         .unwrap();
     assert_empty(&backend, &queue, Duration::from_secs(1)).await;
     let error = backend
-        .change_visibility(&queue, receipt, melange::backend::MAX_VISIBILITY_TIMEOUT * 2)
+        .change_visibility(
+            &queue,
+            receipt,
+            melange::backend::MAX_VISIBILITY_TIMEOUT * 2,
+        )
         .await
         .unwrap_err();
-    assert!(matches!(error, BackendError::InvalidRequest { .. }), "{error:?}");
+    assert!(
+        matches!(error, BackendError::InvalidRequest { .. }),
+        "{error:?}"
+    );
     let error = backend
         .change_visibility(&queue, &ReceiptHandle::new("bogus"), Duration::ZERO)
         .await
         .unwrap_err();
-    assert!(matches!(error, BackendError::InvalidReceipt { .. }), "{error:?}");
+    assert!(
+        matches!(error, BackendError::InvalidReceipt { .. }),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -558,7 +660,10 @@ async fn unreachable_servers_are_unavailable() {
     // Nothing listens on port 9 (discard) here; retries run out quickly.
     let backend = ElasticMqBackend::new("127.0.0.1", 9);
     let error = backend.get_queue("anything").await.unwrap_err();
-    assert!(matches!(error, BackendError::Unavailable { .. }), "{error:?}");
+    assert!(
+        matches!(error, BackendError::Unavailable { .. }),
+        "{error:?}"
+    );
     assert!(error.is_transient());
 }
 
@@ -598,20 +703,35 @@ fn decode_vector_message(raw: &Value) -> wire::WireMessage {
                 .collect()
         })
         .unwrap_or_default();
-    wire::decode(raw["Body"].as_str().unwrap(), &attributes, SQS_MAX_MESSAGE_SIZE).unwrap()
+    wire::decode(
+        raw["Body"].as_str().unwrap(),
+        &attributes,
+        SQS_MAX_MESSAGE_SIZE,
+    )
+    .unwrap()
 }
 
 /// What each captured message decodes to: (content, manifest, serializer id, format).
 fn expected(file: &str, index: usize, vector: &Value) -> (Value, &'static str, u32, BodyFormat) {
     match (file, index) {
-        ("queue-json.json", 0) => (vector["expected_content"].clone(), "json", 1, BodyFormat::Melange),
+        ("queue-json.json", 0) => (
+            vector["expected_content"].clone(),
+            "json",
+            1,
+            BodyFormat::Melange,
+        ),
         ("fifo-queue.json", n) => (
             json!({ "kind": "fifo", "seq": n + 1 }),
             "json",
             1,
             BodyFormat::Melange,
         ),
-        ("topic-envelope.json", 0) => (json!({ "kind": "via-topic" }), "json", 1, BodyFormat::SnsNotification),
+        ("topic-envelope.json", 0) => (
+            json!({ "kind": "via-topic" }),
+            "json",
+            1,
+            BodyFormat::SnsNotification,
+        ),
         ("topic-envelope.json", 1) => (
             json!({ "kind": "via-topic-subject" }),
             "json",
@@ -635,12 +755,24 @@ fn python_melange_vectors_decode() {
         for (index, raw) in messages.iter().enumerate() {
             let decoded = decode_vector_message(raw);
             let (content, manifest, serializer_id, format) = expected(file, index, vector);
-            assert_eq!(decoded.manifest.as_deref(), Some(manifest), "{file} #{index}");
-            assert_eq!(decoded.serializer_id, Some(serializer_id), "{file} #{index}");
+            assert_eq!(
+                decoded.manifest.as_deref(),
+                Some(manifest),
+                "{file} #{index}"
+            );
+            assert_eq!(
+                decoded.serializer_id,
+                Some(serializer_id),
+                "{file} #{index}"
+            );
             assert_eq!(decoded.format, format, "{file} #{index}");
             if serializer_id == 1 {
                 let value: Value = registry
-                    .deserialize(&decoded.content, decoded.serializer_id, decoded.manifest.as_deref())
+                    .deserialize(
+                        &decoded.content,
+                        decoded.serializer_id,
+                        decoded.manifest.as_deref(),
+                    )
                     .unwrap();
                 assert_eq!(value, content, "{file} #{index}");
             } else {

@@ -1,5 +1,8 @@
 //! Helpers shared by the backend tests: the test server, unique names, receive loops.
 
+// Test helpers too: a failed call is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -48,11 +51,11 @@ pub fn unique(prefix: &str) -> String {
 
 /// Receive options: long-poll `wait`, hold received messages `visibility`.
 pub fn options(wait: Duration, visibility: Option<Duration>) -> ReceiveOptions {
-    let mut options = ReceiveOptions::default();
-    options.max_messages = 10;
-    options.wait_time = wait;
-    options.visibility_timeout = visibility;
-    options
+    ReceiveOptions {
+        max_messages: 10,
+        wait_time: wait,
+        visibility_timeout: visibility,
+    }
 }
 
 /// Receives until `count` messages arrived or `timeout` passed, holding them for 30 s.

@@ -402,7 +402,7 @@ impl SqsBackend {
     ) -> Result<Arc<str>, BackendError> {
         let name = spec.name.as_str();
         let target = Target::Queue(name);
-        check_name(name, 80, target)?;
+        check_name(name, 80)?;
         let mut attributes = HashMap::new();
         if spec.is_fifo() {
             attributes.insert(QueueAttributeName::FifoQueue, "true".to_owned());
@@ -729,9 +729,8 @@ fn chunk_by_size<T>(
     chunks
 }
 
-/// Fills in the results of a batch call: `None` entries (not reported by the service) become
-/// errors. If a whole request failed before any entry succeeded, that failure is returned as
-/// the call's error.
+/// Fills in the results of a batch call: entries the service did not report on become
+/// errors.
 fn finish_batch(
     results: Vec<Option<Result<String, BackendError>>>,
     target: Target<'_>,
@@ -745,7 +744,7 @@ fn finish_batch(
 
 /// Checks a queue or topic name: 1 to `max_len` ASCII letters, digits, `-` and `_`, plus an
 /// optional `.fifo` suffix.
-fn check_name(name: &str, max_len: usize, target: Target<'_>) -> Result<(), BackendError> {
+fn check_name(name: &str, max_len: usize) -> Result<(), BackendError> {
     let reason = if name.is_empty() {
         Some("the name is empty".to_owned())
     } else if name.len() > max_len {
@@ -763,13 +762,10 @@ fn check_name(name: &str, max_len: usize, target: Target<'_>) -> Result<(), Back
         None
     };
     match reason {
-        Some(reason) => {
-            let _ = target;
-            Err(BackendError::InvalidName {
-                name: name.to_owned(),
-                reason,
-            })
-        }
+        Some(reason) => Err(BackendError::InvalidName {
+            name: name.to_owned(),
+            reason,
+        }),
         None => Ok(()),
     }
 }
@@ -897,7 +893,7 @@ impl MessagingBackend for SqsBackend {
 
     async fn declare_topic(&self, name: &str) -> Result<(), BackendError> {
         let target = Target::Topic(name);
-        check_name(name, 256, target)?;
+        check_name(name, 256)?;
         let mut request = self.inner.sns.create_topic().name(name);
         if melange_core::backend::is_fifo_name(name) {
             request = request
@@ -1426,10 +1422,9 @@ mod tests {
 
     #[test]
     fn names_are_checked() {
-        let target = Target::Queue("q");
-        assert!(check_name("orders-1_a.fifo", 80, target).is_ok());
-        assert!(check_name("", 80, target).is_err());
-        assert!(check_name("has space", 80, target).is_err());
-        assert!(check_name(&"a".repeat(81), 80, target).is_err());
+        assert!(check_name("orders-1_a.fifo", 80).is_ok());
+        assert!(check_name("", 80).is_err());
+        assert!(check_name("has space", 80).is_err());
+        assert!(check_name(&"a".repeat(81), 80).is_err());
     }
 }

@@ -19,6 +19,9 @@
 //! (standard mode, exponential backoff) before surfacing as a typed
 //! [`BackendError`](melange_core::BackendError) that keeps the SDK error as its source.
 //!
+//! SQS counts time in whole seconds: a receive's wait time is rounded down (at most 20 s),
+//! visibility timeouts are rounded up (at most 12 hours).
+//!
 //! ```no_run
 //! use melange_core::{Message, MessagingBackendFactory, QueuePublisher, SerializerRegistry};
 //! use melange_sqs::AwsBackend;
