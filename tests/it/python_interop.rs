@@ -233,3 +233,67 @@ async fn queues_declared_by_python_are_consumed_by_rust() {
         vec![json!({ "from": "python" }), json!({ "from": "rust" })]
     );
 }
+
+/// Collects what the consumer engine hands it.
+#[derive(Default)]
+struct Collect {
+    seen: std::sync::Mutex<Vec<String>>,
+}
+
+#[melange::listener]
+impl Collect {
+    async fn on_order_created(&self, event: OrderCreated) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push(format!("{} {}", event.order_id, event.customer));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_engine_runs_on_sqs_with_python_messages() {
+    let backend = sqs_backend();
+    let queue = unique("engine-on-sqs");
+    MessagingBackendFactory::new(backend.clone())
+        .init_queue(&queue)
+        .await
+        .unwrap();
+    // One message from Python (manifest `json`, no handler for it: discarded) and three
+    // from Rust.
+    run_python(vec![
+        "publish-queue".into(),
+        queue.clone(),
+        json!({ "order_id": 0, "customer": "python" }).to_string(),
+    ])
+    .await;
+    let publisher = QueuePublisher::new(SerializerRegistry::default(), backend.clone());
+    for order_id in 1..=3 {
+        publisher
+            .publish(
+                &queue,
+                &OrderCreated {
+                    order_id,
+                    customer: "rust".into(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    let handler = melange::SimpleConsumerHandler::new(
+        Collect::default(),
+        SerializerRegistry::default(),
+        backend.clone(),
+    )
+    .with_options(
+        melange::ConsumerOptions::default()
+            .unknown_manifest(melange::PoisonOutcome::Discard)
+            .wait_time(Duration::from_secs(2))
+            .stop_when_idle(Duration::from_secs(2)),
+    );
+    let summary = handler.consume_loop(&queue).await.unwrap();
+    let mut seen = handler.consumer().seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(seen, vec!["1 rust", "2 rust", "3 rust"]);
+    assert!(summary.received >= 4, "{summary:?}");
+    crate::support::assert_empty(&backend, &queue, Duration::from_secs(1)).await;
+}
