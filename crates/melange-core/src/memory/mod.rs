@@ -53,6 +53,9 @@
 //!   (visibility timeout and dead-letter policy when given, content-based deduplication),
 //!   like Python Melange's declare-then-set-attributes; SQS `CreateQueue` would refuse
 //!   different attributes.
+//! - **No I/O**: calls complete without a network round trip; a receive that finds nothing
+//!   with a zero wait time returns at once, without yielding, so a consumer that loops on
+//!   empty receives spins (under a paused clock, time then never advances).
 //! - **Not modelled**: message retention (messages never expire), delay queues and message
 //!   timers, in-flight limits, the SNS JSON envelope (queues receive the raw body, as with
 //!   raw message delivery; the subject is dropped), FIFO receive-attempt ids and
