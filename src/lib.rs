@@ -1,7 +1,74 @@
 //! # melange
 //!
 //! Typed publish/subscribe messaging for Rust services over Amazon SQS + SNS, wire-compatible
-//! with the Python library Melange.
+//! with the Python library [Melange](https://pypi.org/project/melange/): a Rust service and a
+//! Python service can share queues and topics.
+//!
+//! You annotate handler methods with [`#[listener]`](listener); melange runs the loop that
+//! receives, deserializes, dispatches by message type and acknowledges, against a pluggable
+//! [backend](MessagingBackend). The embedded [`InMemoryBackend`] needs no server and behaves
+//! like SQS (visibility timeouts, redrive, FIFO groups, topic fan-out), so the same code runs
+//! in tests, in one process, and on SQS.
+//!
+//! ## The tutorial
+//!
+//! Create a queue with the factory, publish a typed message, consume it with a listener:
+//!
+//! ```
+//! use std::time::Duration;
+//! use melange::{ConsumerOptions, InMemoryBackend, MessagingBackendFactory, QueuePublisher,
+//!     SerializerRegistry, SimpleConsumerHandler};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, melange::Message)]
+//! struct MyTestMessage { message: String }
+//!
+//! struct MyConsumer;
+//!
+//! #[melange::listener]
+//! impl MyConsumer {
+//!     async fn on_my_test_message_received(&self, event: MyTestMessage) {
+//!         println!("{}", event.message);
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let backend = InMemoryBackend::new();
+//! let serializer = SerializerRegistry::default();
+//!
+//! // create_queue
+//! let factory = MessagingBackendFactory::new(backend.clone());
+//! factory.init_queue("melangetutorial-queue").await?;
+//!
+//! // publish
+//! let publisher = QueuePublisher::new(serializer.clone(), backend.clone());
+//! publisher
+//!     .publish("melangetutorial-queue", &MyTestMessage { message: "Hello World!".into() })
+//!     .await?;
+//!
+//! // consume (here: until the queue is idle; by default, until a shutdown signal)
+//! let handler = SimpleConsumerHandler::new(MyConsumer, serializer, backend)
+//!     .with_options(ConsumerOptions::default().stop_when_idle(Duration::from_millis(100)));
+//! let summary = handler.consume_loop("melangetutorial-queue").await?;
+//! assert_eq!(summary.acknowledged, 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Where things are
+//!
+//! - Messages: [`Message`] (derive it), [`Envelope`] (a received message before decoding).
+//! - Serialization: [`SerializerRegistry`], [`JsonSerializer`] (identifier 1, as in Python
+//!   Melange), the [`Serializer`] trait for your own formats.
+//! - Publishing: [`QueuePublisher`], [`TopicPublisher`], [`PublishOptions`].
+//! - Declaring: [`MessagingBackendFactory`] (`init_queue`, `init_topic`).
+//! - Consuming: [`listener`], [`Consumer`], [`SimpleConsumerHandler`], [`ConsumerHandler`],
+//!   [`ConsumerOptions`] (acknowledgement policy, outcome of unprocessable messages),
+//!   [`DeduplicationCache`], [`Shutdown`].
+//! - Backends: [`MessagingBackend`], [`InMemoryBackend`], [`AnyBackend`] (chosen at run
+//!   time).
+
 pub use melange_core::*;
 
 #[cfg(feature = "macros")]
@@ -13,3 +80,8 @@ pub use melange_macros::{Message, listener};
 /// default).
 #[cfg(feature = "sqs")]
 pub use melange_sqs as sqs;
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

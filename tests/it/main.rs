@@ -1,11 +1,15 @@
 //! Integration tests, one binary.
-#[cfg(feature = "redis")]
-mod redis;
+// Tests state their expectations with unwrap and expect, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod conformance;
+mod consumer;
+mod engine;
 mod listener;
 #[cfg(feature = "pickle")]
 mod pickle;
-mod ui;
-mod conformance;
-mod support;
-mod sqs;
 mod python_interop;
+#[cfg(feature = "redis")]
+mod redis;
+mod sqs;
+mod support;
+mod ui;

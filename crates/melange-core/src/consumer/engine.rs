@@ -88,6 +88,14 @@ enum IoDone {
     Done,
 }
 
+/// A receive that completed: the slots it had reserved, what it got, and how many of those
+/// were acknowledged on receipt (early acknowledgement).
+struct ReceiveDone {
+    reserved: usize,
+    received: Result<Received, BackendError>,
+    acknowledged_early: u64,
+}
+
 struct Stop {
     deadline: Instant,
     error: Option<BackendError>,
@@ -206,7 +214,7 @@ struct Run<'e, C, B> {
     metrics: Metrics,
     summary: ConsumeSummary,
 
-    receives: FuturesUnordered<BoxFuture<'e, (usize, Result<Received, BackendError>)>>,
+    receives: FuturesUnordered<BoxFuture<'e, ReceiveDone>>,
     reserved: usize,
     handlers: FuturesUnordered<BoxFuture<'e, Finished>>,
     io: FuturesUnordered<BoxFuture<'e, IoDone>>,
@@ -279,8 +287,9 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 Some(finished) = self.handlers.next(), if !self.handlers.is_empty() => {
                     self.on_finished(finished);
                 }
-                Some((reserved, received)) = self.receives.next(), if !self.receives.is_empty() => {
-                    self.on_received(reserved, received);
+                Some(done) = self.receives.next(), if !self.receives.is_empty() => {
+                    self.summary.acknowledged += done.acknowledged_early;
+                    self.on_received(done.reserved, done.received);
                 }
                 Some(done) = self.io.next(), if !self.io.is_empty() => self.on_io(done),
                 () = sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
@@ -328,7 +337,9 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
 
     /// Starts receives while there is room, never asking for more than the free capacity.
     fn start_receives(&mut self) {
+        // Once idle (with `stop_when_idle`), only the messages in hand are finished.
         if self.stop.is_some()
+            || self.idle_seen
             || self
                 .paused_until
                 .is_some_and(|until| until > Instant::now())
@@ -356,9 +367,18 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 let received = backend.receive(queue, &options).await;
                 match received {
                     Ok(batch) if early => {
-                        (count, Ok(acknowledge_early(backend, queue, batch).await))
+                        let batch = acknowledge_early(backend, queue, batch).await;
+                        ReceiveDone {
+                            reserved: count,
+                            acknowledged_early: batch.len() as u64,
+                            received: Ok(batch),
+                        }
                     }
-                    other => (count, other),
+                    received => ReceiveDone {
+                        reserved: count,
+                        received,
+                        acknowledged_early: 0,
+                    },
                 }
             }));
         }

@@ -1,0 +1,730 @@
+//! The production consumer engine on the in-memory backend under tokio's paused clock:
+//! concurrency, heartbeats, retries, poison messages, batched acknowledgements, graceful
+//! shutdown, FIFO groups, events.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use melange::backend::{BatchResult, Received};
+use melange::{
+    BackendError, ConsumerEvent, ConsumerOptions, Failure, InMemoryBackend, MessageContext,
+    MessagingBackend, MessagingBackendFactory, NoRetryOutcome, OutgoingMessage, PoisonOutcome,
+    PublishOptions, QueueInfo, QueuePublisher, QueueSpec, ReceiptHandle, ReceiveOptions,
+    RetryBackoff, SerializerRegistry, Shutdown, SimpleConsumerHandler,
+};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+#[derive(Debug, Clone, Serialize, Deserialize, melange::Message)]
+struct Job {
+    id: u64,
+    /// How long the handler works on it, in milliseconds.
+    work_ms: u64,
+    /// `"ok"`, `"fail"`, `"panic"`, `"no-retry"`, `"retry-later"`.
+    behaviour: String,
+}
+
+impl Job {
+    fn new(id: u64, work_ms: u64, behaviour: &str) -> Self {
+        Self {
+            id,
+            work_ms,
+            behaviour: behaviour.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, melange::Message)]
+struct Step {
+    group: String,
+    seq: u64,
+    fail_first_time: bool,
+}
+
+/// Records every run: job id, start and end instants, receive count.
+#[derive(Default)]
+struct Worker {
+    running: AtomicUsize,
+    max_running: AtomicUsize,
+    runs: Mutex<Vec<(u64, Instant, Instant, u32)>>,
+    steps: Mutex<Vec<(String, u64, u32)>>,
+}
+
+impl Worker {
+    fn runs_of(&self, id: u64) -> Vec<(Instant, Instant, u32)> {
+        self.runs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.0 == id)
+            .map(|r| (r.1, r.2, r.3))
+            .collect()
+    }
+
+    fn completed(&self) -> usize {
+        self.runs.lock().unwrap().len()
+    }
+}
+
+#[melange::listener]
+impl Worker {
+    async fn on_job(&self, job: Job, ctx: MessageContext<'_>) -> Result<(), Failure> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        let started = Instant::now();
+        tokio::time::sleep(Duration::from_millis(job.work_ms)).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.runs
+            .lock()
+            .unwrap()
+            .push((job.id, started, Instant::now(), ctx.receive_count()));
+        match job.behaviour.as_str() {
+            "fail" => Err(Failure::new(format!("job {} failed", job.id))),
+            "panic" => panic!("job {} panicked", job.id),
+            "no-retry" => Err(Failure::no_retry("hopeless")),
+            "retry-later" => Err(Failure::retry_after(Duration::from_secs(60), "later")),
+            _ => Ok(()),
+        }
+    }
+
+    async fn on_step(&self, step: Step, ctx: MessageContext<'_>) -> Result<(), Failure> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.steps
+            .lock()
+            .unwrap()
+            .push((step.group.clone(), step.seq, ctx.receive_count()));
+        if step.fail_first_time && ctx.receive_count() == 1 {
+            return Err(Failure::new("first try fails"));
+        }
+        Ok(())
+    }
+}
+
+/// Shares the worker between the test and the handler.
+struct Shared(Arc<Worker>);
+
+impl melange::Consumer for Shared {
+    fn name(&self) -> &'static str {
+        "Worker"
+    }
+    fn accepts(&self, manifest: Option<&str>) -> bool {
+        melange::Consumer::accepts(&*self.0, manifest)
+    }
+    fn consume<'a>(
+        &'a self,
+        ctx: MessageContext<'a>,
+    ) -> impl Future<Output = Result<(), melange::ConsumeError>> + Send + 'a {
+        melange::Consumer::consume(&*self.0, ctx)
+    }
+}
+
+/// Wraps a backend and records the calls the engine makes.
+#[derive(Clone)]
+struct Recorder {
+    inner: InMemoryBackend,
+    calls: Arc<Mutex<Vec<(Instant, String, usize)>>>,
+    /// Receipt → instant it was acknowledged; and visibility changes with their instants.
+    acked: Arc<Mutex<HashMap<String, Instant>>>,
+    visibility: Arc<Mutex<Vec<(Instant, String, Duration)>>>,
+}
+
+impl Recorder {
+    fn new(inner: InMemoryBackend) -> Self {
+        Self {
+            inner,
+            calls: Arc::default(),
+            acked: Arc::default(),
+            visibility: Arc::default(),
+        }
+    }
+
+    fn record(&self, call: &str, entries: usize) {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((Instant::now(), call.to_owned(), entries));
+    }
+
+    fn count(&self, call: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.1 == call)
+            .count()
+    }
+}
+
+impl MessagingBackend for Recorder {
+    async fn declare_queue(&self, spec: &QueueSpec) -> Result<QueueInfo, BackendError> {
+        self.inner.declare_queue(spec).await
+    }
+    async fn get_queue(&self, name: &str) -> Result<QueueInfo, BackendError> {
+        self.inner.get_queue(name).await
+    }
+    async fn delete_queue(&self, name: &str) -> Result<(), BackendError> {
+        self.inner.delete_queue(name).await
+    }
+    async fn declare_topic(&self, name: &str) -> Result<(), BackendError> {
+        self.inner.declare_topic(name).await
+    }
+    async fn delete_topic(&self, name: &str) -> Result<(), BackendError> {
+        self.inner.delete_topic(name).await
+    }
+    async fn subscribe(
+        &self,
+        queue: &str,
+        topic: &str,
+        filter: Option<&[String]>,
+    ) -> Result<(), BackendError> {
+        self.inner.subscribe(queue, topic, filter).await
+    }
+    async fn publish_to_queue(
+        &self,
+        queue: &str,
+        message: OutgoingMessage,
+    ) -> Result<String, BackendError> {
+        self.inner.publish_to_queue(queue, message).await
+    }
+    async fn publish_to_topic(
+        &self,
+        topic: &str,
+        message: OutgoingMessage,
+    ) -> Result<String, BackendError> {
+        self.inner.publish_to_topic(topic, message).await
+    }
+    async fn receive(
+        &self,
+        queue: &str,
+        options: &ReceiveOptions,
+    ) -> Result<Received, BackendError> {
+        let received = self.inner.receive(queue, options).await;
+        self.record("receive", received.as_ref().map_or(0, Vec::len));
+        received
+    }
+    async fn acknowledge(&self, queue: &str, receipt: &ReceiptHandle) -> Result<(), BackendError> {
+        self.record("acknowledge", 1);
+        self.acked
+            .lock()
+            .unwrap()
+            .insert(receipt.as_str().to_owned(), Instant::now());
+        self.inner.acknowledge(queue, receipt).await
+    }
+    async fn acknowledge_batch(
+        &self,
+        queue: &str,
+        receipts: &[ReceiptHandle],
+    ) -> Result<BatchResult<()>, BackendError> {
+        self.record("acknowledge_batch", receipts.len());
+        for receipt in receipts {
+            self.acked
+                .lock()
+                .unwrap()
+                .insert(receipt.as_str().to_owned(), Instant::now());
+        }
+        self.inner.acknowledge_batch(queue, receipts).await
+    }
+    async fn change_visibility(
+        &self,
+        queue: &str,
+        receipt: &ReceiptHandle,
+        timeout: Duration,
+    ) -> Result<(), BackendError> {
+        self.record("change_visibility", 1);
+        self.visibility.lock().unwrap().push((
+            Instant::now(),
+            receipt.as_str().to_owned(),
+            timeout,
+        ));
+        self.inner.change_visibility(queue, receipt, timeout).await
+    }
+    async fn change_visibility_batch(
+        &self,
+        queue: &str,
+        entries: &[(ReceiptHandle, Duration)],
+    ) -> Result<BatchResult<()>, BackendError> {
+        self.record("change_visibility_batch", entries.len());
+        for (receipt, timeout) in entries {
+            self.visibility.lock().unwrap().push((
+                Instant::now(),
+                receipt.as_str().to_owned(),
+                *timeout,
+            ));
+        }
+        self.inner.change_visibility_batch(queue, entries).await
+    }
+}
+
+const QUEUE: &str = "jobs";
+
+async fn backend_with_queue(visibility: Duration) -> InMemoryBackend {
+    let backend = InMemoryBackend::new();
+    MessagingBackendFactory::new(backend.clone())
+        .init_queue(QUEUE)
+        .dead_letter_queue("jobs-dlq")
+        .visibility_timeout(visibility)
+        .await
+        .unwrap();
+    backend
+}
+
+async fn publish_jobs(backend: &InMemoryBackend, jobs: impl IntoIterator<Item = Job>) {
+    let publisher = QueuePublisher::new(SerializerRegistry::default(), backend.clone());
+    let jobs: Vec<Job> = jobs.into_iter().collect();
+    for chunk in jobs.chunks(10) {
+        for result in publisher.publish_batch(QUEUE, chunk).await.unwrap() {
+            result.unwrap();
+        }
+    }
+}
+
+fn handler<B: MessagingBackend>(
+    worker: &Arc<Worker>,
+    backend: B,
+    options: ConsumerOptions,
+) -> SimpleConsumerHandler<Shared, B> {
+    SimpleConsumerHandler::new(
+        Shared(worker.clone()),
+        SerializerRegistry::default(),
+        backend,
+    )
+    .with_options(options)
+}
+
+async fn queue_is_empty(backend: &InMemoryBackend, queue: &str) -> bool {
+    let options = ReceiveOptions {
+        wait_time: Duration::ZERO,
+        ..ReceiveOptions::default()
+    };
+    backend.receive(queue, &options).await.unwrap().is_empty()
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_slow_handler_does_not_hold_back_the_fast_ones() {
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    let mut jobs = vec![Job::new(0, 10_000, "ok")];
+    jobs.extend((1..=20).map(|id| Job::new(id, 50, "ok")));
+    publish_jobs(&backend, jobs).await;
+
+    let worker = Arc::new(Worker::default());
+    let options = ConsumerOptions::default()
+        .max_in_flight(8)
+        .stop_when_idle(Duration::from_secs(1));
+    let summary = handler(&worker, backend.clone(), options)
+        .consume_loop(QUEUE)
+        .await
+        .unwrap();
+
+    let slow_end = worker.runs_of(0)[0].1;
+    for id in 1..=20 {
+        let (_, end, _) = worker.runs_of(id)[0];
+        assert!(end < slow_end, "fast job {id} finished after the slow one");
+    }
+    assert_eq!((summary.succeeded, summary.acknowledged), (21, 21));
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_is_bounded_and_prefetch_never_exceeds_free_capacity() {
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    publish_jobs(&backend, (0..200).map(|id| Job::new(id, 100, "ok"))).await;
+    let recorder = Recorder::new(backend.clone());
+
+    let worker = Arc::new(Worker::default());
+    let options = ConsumerOptions::default()
+        .max_in_flight(16)
+        .stop_when_idle(Duration::from_secs(1));
+    let consume = handler(&worker, recorder.clone(), options);
+    let run = tokio::spawn(async move { consume.consume_loop(QUEUE).await });
+    let mut max_unfinished = 0;
+    while !run.is_finished() {
+        let stats = backend.queue_stats(QUEUE).unwrap();
+        max_unfinished = max_unfinished.max(stats.in_flight);
+        tokio::time::sleep(Duration::from_millis(7)).await;
+    }
+    let summary = run.await.unwrap().unwrap();
+    assert_eq!(summary.succeeded, 200);
+    assert_eq!(worker.max_running.load(Ordering::SeqCst), 16);
+    // Received but unacknowledged messages: the 16 running plus at most one flush window of
+    // finished ones awaiting their batched acknowledgement.
+    assert!(
+        max_unfinished <= 16 + 16,
+        "{max_unfinished} messages held at once"
+    );
+    // Several receives ran in parallel (16 slots, batches of 10).
+    let receives = recorder.count("receive");
+    assert!(receives >= 20, "{receives} receives for 200 messages");
+}
+
+#[tokio::test(start_paused = true)]
+async fn heartbeats_keep_a_long_handler_from_running_twice_and_stop_with_the_ack() {
+    let backend = backend_with_queue(Duration::from_secs(10)).await;
+    publish_jobs(&backend, [Job::new(1, 35_000, "ok")]).await;
+    let recorder = Recorder::new(backend.clone());
+    let worker = Arc::new(Worker::default());
+    let options = ConsumerOptions::default()
+        .max_in_flight(4)
+        .stop_when_idle(Duration::from_secs(20));
+
+    // A second consumer polls the same queue the whole time: it must never see the message.
+    let rival = Arc::new(Worker::default());
+    let rival_handler = handler(
+        &rival,
+        backend.clone(),
+        ConsumerOptions::default().stop_when_idle(Duration::from_secs(20)),
+    );
+    let consume = handler(&worker, recorder.clone(), options);
+    let (summary, rival_summary) = tokio::join!(consume.consume_loop(QUEUE), async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        rival_handler.consume_loop(QUEUE).await
+    });
+    assert_eq!(summary.unwrap().succeeded, 1);
+    assert_eq!(rival_summary.unwrap().received, 0);
+    assert_eq!(worker.completed(), 1);
+
+    let changes = recorder.visibility.lock().unwrap().clone();
+    assert!(
+        changes.len() >= 6,
+        "35 s at a 10 s timeout needs about 7 heartbeats, saw {}",
+        changes.len()
+    );
+    let acked = recorder.acked.lock().unwrap().clone();
+    for (at, receipt, timeout) in changes {
+        assert_eq!(timeout, Duration::from_secs(10));
+        assert!(
+            at <= acked[&receipt],
+            "heartbeat sent after the acknowledgement"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_heartbeats_a_handler_slower_than_the_timeout_runs_twice() {
+    let backend = backend_with_queue(Duration::from_secs(10)).await;
+    publish_jobs(&backend, [Job::new(1, 15_000, "ok")]).await;
+    let worker = Arc::new(Worker::default());
+    let options = ConsumerOptions::default()
+        .heartbeat(None)
+        .max_in_flight(4)
+        .stop_when_idle(Duration::from_secs(20));
+    handler(&worker, backend.clone(), options)
+        .consume_loop(QUEUE)
+        .await
+        .unwrap();
+    let runs = worker.runs_of(1);
+    // The documented duplicate: the message came back while the first run was still going.
+    assert!(runs.len() >= 2, "{runs:?}");
+    assert_eq!(runs[1].2, 2);
+    assert!(
+        runs[1].0 < runs[0].1,
+        "the second run started before the first ended"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_are_retried_with_growing_backoff_then_dead_lettered() {
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    publish_jobs(&backend, [Job::new(1, 0, "fail")]).await;
+    let worker = Arc::new(Worker::default());
+    let options = ConsumerOptions::default().stop_when_idle(Duration::from_secs(20));
+    let summary = handler(&worker, backend.clone(), options)
+        .consume_loop(QUEUE)
+        .await
+        .unwrap();
+
+    let runs = worker.runs_of(1);
+    assert_eq!(runs.len(), 4, "max receives of the redrive policy");
+    let gaps: Vec<Duration> = runs.windows(2).map(|w| w[1].0 - w[0].1).collect();
+    for (n, gap) in gaps.iter().enumerate() {
+        let full = Duration::from_secs(1 << n);
+        assert!(
+            *gap >= full / 2 && *gap <= full + Duration::from_millis(300),
+            "gap {n}: {gap:?}"
+        );
+    }
+    assert_eq!(summary.retried, 4);
+    assert!(queue_is_empty(&backend, QUEUE).await);
+    assert!(!queue_is_empty(&backend, "jobs-dlq").await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_can_refuse_retries_or_ask_for_a_delay() {
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    publish_jobs(
+        &backend,
+        [Job::new(1, 0, "no-retry"), Job::new(2, 0, "retry-later")],
+    )
+    .await;
+    let worker = Arc::new(Worker::default());
+    let options = ConsumerOptions::default().stop_when_idle(Duration::from_secs(20));
+    let summary = handler(&worker, backend.clone(), options.clone())
+        .consume_loop(QUEUE)
+        .await
+        .unwrap();
+    assert_eq!(summary.dead_lettered, 1);
+    assert_eq!(worker.runs_of(1).len(), 1);
+    assert_eq!(
+        worker.runs_of(2).len(),
+        1,
+        "job 2 waits 60 s, longer than the idle time"
+    );
+
+    let first_end = worker.runs_of(2)[0].1;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    handler(&worker, backend.clone(), options)
+        .consume_loop(QUEUE)
+        .await
+        .unwrap();
+    let rerun = worker.runs_of(2)[1].0;
+    let delay = rerun - first_end;
+    assert!(
+        delay >= Duration::from_secs(60) && delay < Duration::from_secs(61),
+        "retried after {delay:?}"
+    );
+
+    // Discard instead of dead-lettering.
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    publish_jobs(&backend, [Job::new(3, 0, "no-retry")]).await;
+    let options = ConsumerOptions::default()
+        .no_retry(NoRetryOutcome::Discard)
+        .stop_when_idle(Duration::from_secs(1));
+    let summary = handler(&worker, backend.clone(), options)
+        .consume_loop(QUEUE)
+        .await
+        .unwrap();
+    assert_eq!((summary.dead_lettered, summary.acknowledged), (0, 1));
+    assert!(queue_is_empty(&backend, "jobs-dlq").await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_handler_is_a_failure_and_the_loop_goes_on() {
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    publish_jobs(&backend, [Job::new(1, 0, "panic"), Job::new(2, 0, "ok")]).await;
+    let worker = Arc::new(Worker::default());
+    let later = RetryBackoff {
+        base: Duration::from_secs(10),
+        max: Duration::from_secs(10),
+    };
+    let options = ConsumerOptions::default()
+        .retry_backoff(Some(later))
+        .stop_when_idle(Duration::from_secs(1));
+    let summary = handler(&worker, backend.clone(), options)
+        .consume_loop(QUEUE)
+        .await
+        .unwrap();
+    assert_eq!(summary.panicked, 1);
+    assert_eq!(summary.succeeded, 1);
+    assert_eq!(summary.retried, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn poison_messages_are_settled_without_holding_a_slot() {
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    publish_jobs(&backend, [Job::new(1, 60_000, "ok")]).await;
+    for i in 0..30 {
+        let manifest = if i % 2 == 0 { "Unknown" } else { "Job" };
+        let serializer = if i % 3 == 0 { 42 } else { 1 };
+        backend
+            .publish_to_queue(
+                QUEUE,
+                OutgoingMessage::new("{not json", manifest.to_owned(), serializer),
+            )
+            .await
+            .unwrap();
+    }
+    let worker = Arc::new(Worker::default());
+    let options = ConsumerOptions::default()
+        .max_in_flight(2)
+        .undecodable(PoisonOutcome::Discard)
+        .unknown_manifest(PoisonOutcome::Discard)
+        .stop_when_idle(Duration::from_secs(70));
+    let poison_done = Arc::new(Mutex::new(None));
+    let recorded = poison_done.clone();
+    let poisoned = Arc::new(AtomicUsize::new(0));
+    let counter = poisoned.clone();
+    let consume = handler(&worker, backend.clone(), options).on_event(move |event| {
+        if let ConsumerEvent::Poison { .. } = event
+            && counter.fetch_add(1, Ordering::SeqCst) + 1 == 30
+        {
+            *recorded.lock().unwrap() = Some(Instant::now());
+        }
+    });
+    let started = Instant::now();
+    let summary = consume.consume_loop(QUEUE).await.unwrap();
+    assert_eq!(summary.poison, 30);
+    let all_poison_settled = poison_done.lock().unwrap().expect("30 poison events") - started;
+    assert!(
+        all_poison_settled < Duration::from_secs(5),
+        "took {all_poison_settled:?} behind a 60 s handler"
+    );
+    assert_eq!(summary.acknowledged, 31);
+}
+
+#[tokio::test(start_paused = true)]
+async fn acknowledgements_are_batched_and_flushed_on_a_timer() {
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    publish_jobs(&backend, (0..40).map(|id| Job::new(id, 10, "ok"))).await;
+    let recorder = Recorder::new(backend.clone());
+    let worker = Arc::new(Worker::default());
+    let options = ConsumerOptions::default()
+        .max_in_flight(10)
+        .stop_when_idle(Duration::from_secs(1));
+    let summary = handler(&worker, recorder.clone(), options)
+        .consume_loop(QUEUE)
+        .await
+        .unwrap();
+    assert_eq!(summary.acknowledged, 40);
+    assert_eq!(recorder.count("acknowledge"), 0);
+    let batches = recorder.count("acknowledge_batch");
+    assert!(batches <= 6, "{batches} delete calls for 40 messages");
+
+    // A lone message is acknowledged within the flush interval, not at shutdown.
+    publish_jobs(&backend, [Job::new(99, 0, "ok")]).await;
+    let options = ConsumerOptions::default().stop_when_idle(Duration::from_secs(5));
+    let started = Instant::now();
+    handler(&worker, recorder.clone(), options)
+        .consume_loop(QUEUE)
+        .await
+        .unwrap();
+    let acked_at = recorder
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|c| c.1 == "acknowledge_batch")
+        .unwrap()
+        .0;
+    assert!(
+        acked_at - started <= Duration::from_millis(250),
+        "acked after {:?}",
+        acked_at - started
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_handlers_finish_flushes_and_returns() {
+    let backend = backend_with_queue(Duration::from_secs(60)).await;
+    publish_jobs(&backend, (0..6).map(|id| Job::new(id, 5_000, "ok"))).await;
+    let worker = Arc::new(Worker::default());
+    let shutdown = Shutdown::new();
+    let consume = handler(&worker, backend.clone(), ConsumerOptions::default())
+        .with_shutdown(shutdown.clone());
+    let run = tokio::spawn(async move { consume.consume_loop(QUEUE).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    shutdown.trigger();
+    let summary = run.await.unwrap().unwrap();
+    assert_eq!(
+        (summary.succeeded, summary.acknowledged, summary.released),
+        (6, 6, 0)
+    );
+    assert!(queue_is_empty(&backend, QUEUE).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_past_the_deadline_releases_unfinished_messages_at_once() {
+    let backend = backend_with_queue(Duration::from_secs(600)).await;
+    let mut jobs: Vec<Job> = (0..4).map(|id| Job::new(id, 100, "ok")).collect();
+    jobs.extend((4..10).map(|id| Job::new(id, 60_000, "ok")));
+    publish_jobs(&backend, jobs).await;
+    let worker = Arc::new(Worker::default());
+    let shutdown = Shutdown::new();
+    let consume = handler(
+        &worker,
+        backend.clone(),
+        ConsumerOptions::default().shutdown_deadline(Duration::from_secs(2)),
+    )
+    .with_shutdown(shutdown.clone());
+    let run = tokio::spawn(async move { consume.consume_loop(QUEUE).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    shutdown.trigger();
+    let summary = run.await.unwrap().unwrap();
+    assert_eq!((summary.succeeded, summary.released), (4, 6));
+
+    // Released means visible now, not after the 600 s visibility timeout; the next consumer
+    // handles exactly the unfinished ones.
+    let next = Arc::new(Worker::default());
+    let options = ConsumerOptions::default()
+        .stop_when_idle(Duration::ZERO)
+        .max_in_flight(10);
+    let started = Instant::now();
+    let mut jobs_quick: Vec<u64> = Vec::new();
+    let summary = handler(&next, backend.clone(), options)
+        .consume_loop(QUEUE)
+        .await
+        .unwrap();
+    assert_eq!(summary.received, 6);
+    assert!(Instant::now() - started <= Duration::from_secs(61));
+    jobs_quick.extend(next.runs.lock().unwrap().iter().map(|r| r.0));
+    jobs_quick.sort_unstable();
+    assert_eq!(jobs_quick, (4..10).collect::<Vec<_>>());
+    assert_eq!(
+        worker.completed() + next.completed(),
+        10,
+        "nothing lost, nothing twice"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn fifo_groups_run_in_parallel_in_order_and_a_failure_holds_its_group_back() {
+    let backend = InMemoryBackend::new();
+    MessagingBackendFactory::new(backend.clone())
+        .init_queue("steps.fifo")
+        .dead_letter_queue("steps-dlq.fifo")
+        .await
+        .unwrap();
+    let publisher = QueuePublisher::new(SerializerRegistry::default(), backend.clone());
+    for seq in 0..5 {
+        for group in ["a", "b", "c"] {
+            let step = Step {
+                group: group.into(),
+                seq,
+                fail_first_time: group == "b" && seq == 1,
+            };
+            let options = PublishOptions::default()
+                .message_group_id(group)
+                .deduplication_id(format!("{group}-{seq}"));
+            publisher
+                .publish_with("steps.fifo", &step, options)
+                .await
+                .unwrap();
+        }
+    }
+    let worker = Arc::new(Worker::default());
+    let options = ConsumerOptions::default()
+        .max_in_flight(10)
+        .stop_when_idle(Duration::from_secs(20));
+    let consume = SimpleConsumerHandler::new(
+        Shared(worker.clone()),
+        SerializerRegistry::default(),
+        backend.clone(),
+    )
+    .with_options(options);
+    let summary = consume.consume_loop("steps.fifo").await.unwrap();
+    assert_eq!(summary.failed, 1);
+
+    let steps = worker.steps.lock().unwrap().clone();
+    for group in ["a", "b", "c"] {
+        let seqs: Vec<u64> = steps
+            .iter()
+            .filter(|s| s.0 == group && !(s.0 == "b" && s.1 == 1 && s.2 == 1))
+            .map(|s| s.1)
+            .collect();
+        assert_eq!(
+            seqs,
+            [0, 1, 2, 3, 4],
+            "group {group} out of order: {steps:?}"
+        );
+    }
+    // b/1 failed once; b/2..b/4 were not processed before its retry.
+    let b_first_failure = steps.iter().position(|s| s.0 == "b" && s.1 == 1).unwrap();
+    let b_two = steps.iter().position(|s| s.0 == "b" && s.1 == 2).unwrap();
+    let b_retry = steps.iter().rposition(|s| s.0 == "b" && s.1 == 1).unwrap();
+    assert!(b_first_failure < b_retry && b_retry < b_two);
+    // Groups ran in parallel.
+    assert!(worker.max_running.load(Ordering::SeqCst) >= 2);
+}
