@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use melange::SerializerRegistry;
 use melange::serializer::pickle::{PickleSerializer, PythonClass, datetime};
-use melange::{Message, SerializerRegistry};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -20,7 +20,9 @@ impl PythonClass for Line {
     const PYTHON_CLASS: &'static str = "pickle_events.Line";
 }
 
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
+/// The derive names the Python class its pickles become.
+#[derive(Debug, PartialEq, Serialize, Deserialize, melange::Message)]
+#[melange(python = "pickle_events.OrderCreated")]
 struct OrderCreated {
     order_id: u64,
     #[serde(default)]
@@ -31,15 +33,9 @@ struct OrderCreated {
     correlation_id: Option<String>,
 }
 
-impl Message for OrderCreated {
-    const MANIFEST: &'static str = "OrderCreated";
-}
-
-impl PythonClass for OrderCreated {
-    const PYTHON_CLASS: &'static str = "pickle_events.OrderCreated";
-}
-
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
+/// The derive names the Python class its pickles become.
+#[derive(Debug, PartialEq, Serialize, Deserialize, melange::Message)]
+#[melange(python = "pickle_events.OrderCancelled")]
 struct OrderCancelled {
     order_id: u64,
     reason: String,
@@ -47,14 +43,6 @@ struct OrderCancelled {
     occurred_on: String,
     metadata: HashMap<String, String>,
     correlation_id: Option<String>,
-}
-
-impl Message for OrderCancelled {
-    const MANIFEST: &'static str = "OrderCancelled";
-}
-
-impl PythonClass for OrderCancelled {
-    const PYTHON_CLASS: &'static str = "pickle_events.OrderCancelled";
 }
 
 /// Either event; the variant is picked by the Python class of the pickled object.

@@ -120,3 +120,15 @@ pub const fn has_duplicate(manifests: &[&str]) -> bool {
     }
     false
 }
+
+#[cfg(feature = "pickle")]
+pub use crate::serializer::pickle::PythonClass;
+
+/// Stands in for `PythonClass` without the `pickle` feature, so `#[melange(python = "...")]`
+/// compiles with a warning that says what is missing.
+#[cfg(not(feature = "pickle"))]
+#[deprecated(note = "`#[melange(python = \"...\")]` needs the `pickle` feature of melange")]
+pub trait PythonClass {
+    /// The Python class path.
+    const PYTHON_CLASS: &'static str;
+}

@@ -25,10 +25,19 @@ pub(crate) fn message_impl(message: &MessageInput<'_>) -> TokenStream {
         });
     }
     let (impl_generics, type_generics, where_clause) = generics.split_for_impl();
+    let python = message.python.as_ref().map(|class| {
+        quote! {
+            #[automatically_derived]
+            impl #impl_generics ::melange::__private::PythonClass for #ident #type_generics #where_clause {
+                const PYTHON_CLASS: &'static str = #class;
+            }
+        }
+    });
     quote! {
         #[automatically_derived]
         impl #impl_generics ::melange::__private::Message for #ident #type_generics #where_clause {
             const MANIFEST: &'static str = #manifest;
         }
+        #python
     }
 }
