@@ -4,6 +4,7 @@
 mod conformance;
 mod consumer;
 mod engine;
+mod examples;
 mod listener;
 #[cfg(feature = "pickle")]
 mod pickle;
