@@ -394,5 +394,10 @@ async fn stop_when_idle_returns_once_the_queue_is_empty() {
     let started = tokio::time::Instant::now();
     let summary = handler.consume_loop("orders").await.unwrap();
     assert_eq!(summary.succeeded, 1);
-    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    // One idle wait once the message is settled (the first empty receive may overlap it).
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(1) && elapsed <= Duration::from_secs(2),
+        "{elapsed:?}"
+    );
 }

@@ -474,8 +474,8 @@ async fn a_handler_can_refuse_retries_or_ask_for_a_delay() {
     );
 
     let first_end = worker.runs_of(2)[0].1;
-    tokio::time::sleep(Duration::from_secs(30)).await;
-    handler(&worker, backend.clone(), options)
+    let patient = ConsumerOptions::default().stop_when_idle(Duration::from_secs(45));
+    handler(&worker, backend.clone(), patient)
         .consume_loop(QUEUE)
         .await
         .unwrap();

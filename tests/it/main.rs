@@ -4,11 +4,13 @@
 mod conformance;
 mod consumer;
 mod engine;
+mod engine_sqs;
 mod examples;
 mod listener;
 #[cfg(feature = "pickle")]
 mod pickle;
 mod python_interop;
+mod reliability;
 #[cfg(feature = "redis")]
 mod redis;
 mod sqs;

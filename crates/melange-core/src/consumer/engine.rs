@@ -92,6 +92,9 @@ enum IoDone {
 /// were acknowledged on receipt (early acknowledgement).
 struct ReceiveDone {
     reserved: usize,
+    /// Nothing was in hand or unsettled when the receive started, so an empty answer means
+    /// the queue had nothing (rather than FIFO groups locked by our own messages).
+    started_settled: bool,
     received: Result<Received, BackendError>,
     acknowledged_early: u64,
 }
@@ -289,7 +292,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 }
                 Some(done) = self.receives.next(), if !self.receives.is_empty() => {
                     self.summary.acknowledged += done.acknowledged_early;
-                    self.on_received(done.reserved, done.received);
+                    self.on_received(done.reserved, done.started_settled, done.received);
                 }
                 Some(done) = self.io.next(), if !self.io.is_empty() => self.on_io(done),
                 () = sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
@@ -337,7 +340,6 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
 
     /// Starts receives while there is room, never asking for more than the free capacity.
     fn start_receives(&mut self) {
-        // Once idle (with `stop_when_idle`), only the messages in hand are finished.
         if self.stop.is_some()
             || self.idle_seen
             || self
@@ -363,6 +365,10 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             };
             let (backend, queue) = (&self.engine.backend, self.queue);
             let early = self.options.ack_policy == AckPolicy::Early;
+            let started_settled = self.leases.is_empty()
+                && self.acks.is_empty()
+                && self.releases.is_empty()
+                && self.io.is_empty();
             self.receives.push(Box::pin(async move {
                 let received = backend.receive(queue, &options).await;
                 match received {
@@ -370,12 +376,14 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                         let batch = acknowledge_early(backend, queue, batch).await;
                         ReceiveDone {
                             reserved: count,
+                            started_settled,
                             acknowledged_early: batch.len() as u64,
                             received: Ok(batch),
                         }
                     }
                     received => ReceiveDone {
                         reserved: count,
+                        started_settled,
                         received,
                         acknowledged_early: 0,
                     },
@@ -384,7 +392,12 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         }
     }
 
-    fn on_received(&mut self, reserved: usize, received: Result<Received, BackendError>) {
+    fn on_received(
+        &mut self,
+        reserved: usize,
+        started_settled: bool,
+        received: Result<Received, BackendError>,
+    ) {
         self.reserved -= reserved;
         let batch = match received {
             Ok(batch) => batch,
@@ -403,9 +416,13 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         };
         self.error_backoff = self.options.error_backoff;
         if batch.is_empty() {
-            if self.idle.is_some() {
+            // Idle means nothing to receive and nothing in hand: while messages are in hand,
+            // an empty receive may only mean their FIFO groups are locked, or retries are
+            // pending, so keep polling.
+            let wait = self.idle.unwrap_or(self.options.wait_time);
+            if self.idle.is_some() && started_settled && self.leases.is_empty() {
                 self.idle_seen = true;
-            } else if self.options.wait_time.is_zero() {
+            } else if wait.is_zero() {
                 self.paused_until = Some(Instant::now() + EMPTY_POLL_PAUSE);
             }
             return;
