@@ -20,10 +20,13 @@ struct Task {
     fail_until_receive: u32,
 }
 
-/// Records (id, receive count, start, end) of every run.
+/// One handler run: task id, group, receive count, start, end.
+type Run = (u64, String, u32, Instant, Instant);
+
+/// Records every run.
 #[derive(Default)]
 struct Recorder {
-    runs: Mutex<Vec<(u64, String, u32, Instant, Instant)>>,
+    runs: Mutex<Vec<Run>>,
 }
 
 #[melange::listener]
