@@ -273,3 +273,101 @@ fn rust_pickles_dispatch_to_python_typed_handlers() {
         })
     );
 }
+
+/// Runs tests/python/pickle_sqs.py against the test SQS server; returns its JSON lines.
+fn run_pickle_sqs(args: &[&str]) -> Vec<serde_json::Value> {
+    let output = Command::new(python())
+        .arg(script("pickle_sqs.py"))
+        .arg(crate::support::sqs_endpoint())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run $MELANGE_TEST_PYTHON (see scripts/test): {e}"));
+    assert!(
+        output.status.success(),
+        "pickle_sqs.py {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// Collects the `OrderCreated` events a Rust listener receives.
+#[derive(Default)]
+struct Received {
+    orders: std::sync::Mutex<Vec<OrderCreated>>,
+}
+
+#[melange::listener]
+impl Received {
+    async fn on_order_created(&self, event: OrderCreated) {
+        self.orders.lock().unwrap().push(event);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_pickles_reach_a_rust_listener_through_sqs() {
+    let queue = crate::support::unique("pickle-py-to-rust");
+    let backend = crate::support::sqs_backend();
+    melange::MessagingBackendFactory::new(backend.clone())
+        .init_queue(queue.clone())
+        .await
+        .unwrap();
+    let python_queue = queue.clone();
+    tokio::task::spawn_blocking(move || run_pickle_sqs(&["publish", &python_queue, "11"]))
+        .await
+        .unwrap();
+
+    let handler = melange::SimpleConsumerHandler::new(Received::default(), registry(), backend)
+        .with_options(
+            melange::ConsumerOptions::default().stop_when_idle(std::time::Duration::from_secs(2)),
+        );
+    let summary = handler.consume_loop(&queue).await.unwrap();
+    assert_eq!((summary.succeeded, summary.acknowledged), (1, 1));
+    let orders = handler.consumer().orders.lock().unwrap();
+    assert_eq!(orders[0].order_id, 11);
+    assert_eq!(
+        orders[0].lines,
+        [Line {
+            sku: "sku-9".into(),
+            quantity: 3
+        }]
+    );
+    assert_eq!(orders[0].occurred_on, "2026-11-28T09:30:00+00:00");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_pickles_reach_a_python_single_dispatch_consumer_through_sqs() {
+    let queue = crate::support::unique("pickle-rust-to-py");
+    let backend = crate::support::sqs_backend();
+    melange::MessagingBackendFactory::new(backend.clone())
+        .init_queue(queue.clone())
+        .await
+        .unwrap();
+    let event = OrderCreated {
+        order_id: 12,
+        lines: vec![Line {
+            sku: "sku-4".into(),
+            quantity: 5,
+        }],
+        occurred_on: "2026-11-28T10:00:00+00:00".into(),
+        metadata: HashMap::new(),
+        correlation_id: None,
+    };
+    melange::QueuePublisher::new(registry(), backend)
+        .publish(&queue, &event)
+        .await
+        .unwrap();
+
+    let received =
+        tokio::task::spawn_blocking(move || run_pickle_sqs(&["consume", &queue, "1", "20"]))
+            .await
+            .unwrap();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0]["handler"], "on_order_created");
+    assert_eq!(received[0]["class"], "pickle_events.OrderCreated");
+    assert_eq!(received[0]["order_id"], 12);
+    assert_eq!(received[0]["lines"], serde_json::json!([["sku-4", 5]]));
+    assert_eq!(received[0]["occurred_on"], "2026-11-28T10:00:00+00:00");
+}
