@@ -11,6 +11,7 @@ mod listener;
 mod pickle;
 mod python_interop;
 mod reliability;
+mod reliability;
 #[cfg(feature = "redis")]
 mod redis;
 mod sqs;
