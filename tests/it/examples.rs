@@ -130,6 +130,59 @@ fn payment_service_in_one_process() {
     );
 }
 
+#[test]
+fn saga_in_one_process() {
+    let output = run(example("saga"));
+    assert_lines(
+        &output,
+        &[
+            "Saga saga-order-ORD-1 started: sending payment for order ORD-1",
+            "Saga saga-order-ORD-2 started: sending payment for order ORD-2",
+            "Payment for order ORD-1 accepted",
+            "Payment for order ORD-2 refused",
+            "Saga saga-order-ORD-1 COMPLETED: order ORD-1 paid",
+            "Saga saga-order-ORD-2 FAILED (amount over the limit): cancelling order ORD-2",
+            "Sagas: saga-order-ORD-1: Completed, saga-order-ORD-2: Failed",
+        ],
+    );
+}
+
+#[test]
+fn fanout_in_one_process() {
+    let output = run(example("fanout"));
+    assert_lines(
+        &output,
+        &[
+            "billing: invoice for ORD-1",
+            "billing: 1 message(s)",
+            "shipping: ship ORD-1",
+            "shipping: 1 message(s)",
+            r#"audit: OrderCreated {"reference":"ORD-1"}"#,
+            r#"audit: OrderPaid {"reference":"ORD-1"}"#,
+            r#"audit: OrderCancelled {"reference":"ORD-1"}"#,
+            "audit: 3 message(s)",
+        ],
+    );
+}
+
+#[test]
+fn dead_letter_in_one_process() {
+    let output = run(example("dead_letter"));
+    assert_lines(
+        &output,
+        &[
+            "invoice INV-1 paid (attempt 1)",
+            "failed, not retried: handler `Invoices::on_invoice` failed: invoice INV-2 has a \
+             negative amount",
+            "invoice INV-3 paid (attempt 3)",
+            "invoices: 8 received, 2 paid, 6 failed, 1 dead-lettered by the consumer",
+            "dead letter: invoice INV-2 (received 1 times)",
+            "dead letter: invoice INV-4 (received 4 times)",
+            "invoices-dlq: 2 message(s)",
+        ],
+    );
+}
+
 fn sqs_endpoint() -> String {
     std::env::var("MELANGE_TEST_SQS_ENDPOINT").unwrap_or_else(|_| {
         panic!(
