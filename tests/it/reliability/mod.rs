@@ -4,3 +4,5 @@
 
 mod harness;
 mod memory;
+mod props;
+mod security;
