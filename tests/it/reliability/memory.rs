@@ -273,15 +273,15 @@ async fn slow_handlers_with_heartbeats_run_once_and_without_run_twice() {
     assert_eq!(dead_lettered.len(), 5);
 }
 
-/// Counts receive calls; otherwise the in-memory backend.
+/// Counts receive calls (and their errors); otherwise the wrapped backend.
 #[derive(Clone)]
-struct CountingBackend {
-    inner: InMemoryBackend,
-    receives: Arc<AtomicUsize>,
-    errors: Arc<Mutex<Vec<String>>>,
+pub(super) struct CountingBackend<B> {
+    pub(super) inner: B,
+    pub(super) receives: Arc<AtomicUsize>,
+    pub(super) errors: Arc<Mutex<Vec<String>>>,
 }
 
-impl MessagingBackend for CountingBackend {
+impl<B: MessagingBackend> MessagingBackend for CountingBackend<B> {
     async fn declare_queue(&self, spec: &QueueSpec) -> Result<QueueInfo, BackendError> {
         self.inner.declare_queue(spec).await
     }

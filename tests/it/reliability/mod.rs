@@ -6,3 +6,4 @@ mod harness;
 mod memory;
 mod props;
 mod security;
+mod sqs;
