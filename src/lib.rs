@@ -85,3 +85,28 @@ pub use melange_sqs as sqs;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The guide's pages (`docs/`), their code blocks compiled and run as doctests.
+#[cfg(doctest)]
+pub mod guide {
+    #[doc = include_str!("../docs/getting-started.md")]
+    pub struct GettingStarted;
+    #[doc = include_str!("../docs/publishers.md")]
+    pub struct Publishers;
+    #[doc = include_str!("../docs/consumers-and-listener.md")]
+    pub struct ConsumersAndListener;
+    #[doc = include_str!("../docs/serialization.md")]
+    pub struct Serialization;
+    #[doc = include_str!("../docs/backends.md")]
+    pub struct Backends;
+    #[doc = include_str!("../docs/factory.md")]
+    pub struct Factory;
+    #[doc = include_str!("../docs/deduplication.md")]
+    pub struct Deduplication;
+    #[doc = include_str!("../docs/testing.md")]
+    pub struct Testing;
+    #[doc = include_str!("../docs/operating.md")]
+    pub struct Operating;
+    #[doc = include_str!("../docs/python-melange.md")]
+    pub struct PythonMelange;
+}
