@@ -14,6 +14,9 @@ pub use json::JsonSerializer;
 pub use pickle::PickleSerializer;
 pub use registry::{RegistryError, SerializerRegistry, SerializerRegistryBuilder};
 
+/// The `erased-serde` version the [`Serializer`] trait is written against, so custom
+/// serializers need no dependency of their own.
+pub use erased_serde;
 use serde::de::DeserializeOwned;
 
 use crate::error::BoxError;
