@@ -102,7 +102,8 @@ def target(ok):
     return "met" if ok else "**missed**"
 
 
-machine = f"{platform.machine()}, {os.cpu_count()} cores ({cmd('sh', '-c', 'grep -m1 \"model name\" /proc/cpuinfo | cut -d: -f2').strip()}), {platform.system()} {platform.release()}"
+cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
+machine = f"{platform.machine()}, {os.cpu_count()} cores ({cpu_model}), {platform.system()} {platform.release()}"
 md = [
     "# Benchmarks",
     "",
