@@ -10,10 +10,9 @@ mod listener;
 #[cfg(feature = "pickle")]
 mod pickle;
 mod python_interop;
-mod reliability;
-mod reliability;
 #[cfg(feature = "redis")]
 mod redis;
+mod reliability;
 mod sqs;
 mod support;
 mod ui;

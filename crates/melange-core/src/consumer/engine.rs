@@ -289,6 +289,11 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 () = &mut shutdown, if self.stop.is_none() => self.begin_stop(None),
                 Some(finished) = self.handlers.next(), if !self.handlers.is_empty() => {
                     self.on_finished(finished);
+                    // Settle every handler that is already done before receiving again, so
+                    // the freed slots go into one full receive rather than many small ones.
+                    while let Some(Some(finished)) = self.handlers.next().now_or_never() {
+                        self.on_finished(finished);
+                    }
                 }
                 Some(done) = self.receives.next(), if !self.receives.is_empty() => {
                     self.summary.acknowledged += done.acknowledged_early;
@@ -350,10 +355,13 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         }
         self.paused_until = None;
         let batch = self.options.batch_size as usize;
+        // A receive costs a round trip whatever it brings: wait for room for half a batch,
+        // unless nothing is in hand at all.
+        let worth_a_receive = (batch.min(self.options.max_in_flight) / 2).max(1);
         while self.receives.len() < self.options.receiver_count() {
             let used = self.leases.len() + self.reserved;
             let free = self.options.max_in_flight.saturating_sub(used);
-            if free == 0 {
+            if free == 0 || (free < worth_a_receive && used > 0) {
                 break;
             }
             let count = free.min(batch);
