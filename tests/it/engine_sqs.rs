@@ -188,7 +188,7 @@ async fn shutdown_releases_unfinished_messages_at_once_on_sqs() {
         (3, 3, 0)
     );
     // Visible again now, not after the 120 s visibility timeout.
-    let again = receive_all(&sqs_backend(), &queue, 3, Duration::from_secs(10)).await;
+    let again = receive_all(&sqs_backend(), &queue, 3, Duration::from_secs(20)).await;
     assert_eq!(again.len(), 3);
 }
 
