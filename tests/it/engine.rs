@@ -728,3 +728,69 @@ async fn fifo_groups_run_in_parallel_in_order_and_a_failure_holds_its_group_back
     // Groups ran in parallel.
     assert!(worker.max_running.load(Ordering::SeqCst) >= 2);
 }
+
+#[test]
+fn metrics_count_what_the_loop_does_per_queue() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let backend = backend_with_queue(Duration::from_secs(30)).await;
+            publish_jobs(
+                &backend,
+                [
+                    Job::new(1, 0, "ok"),
+                    Job::new(2, 0, "ok"),
+                    Job::new(3, 0, "fail"),
+                ],
+            )
+            .await;
+            let worker = Arc::new(Worker::default());
+            let later = RetryBackoff {
+                base: Duration::from_secs(60),
+                max: Duration::from_secs(60),
+            };
+            let options = ConsumerOptions::default()
+                .retry_backoff(Some(later))
+                .stop_when_idle(Duration::from_secs(1));
+            handler(&worker, backend, options)
+                .consume_loop(QUEUE)
+                .await
+                .unwrap();
+        });
+    });
+
+    let mut counters = HashMap::new();
+    let mut handler_seconds = 0;
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let labels: Vec<String> = key
+            .key()
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        assert_eq!(labels, ["queue=jobs"], "{key:?}");
+        match value {
+            DebugValue::Counter(count) => {
+                counters.insert(key.key().name().to_owned(), count);
+            }
+            DebugValue::Histogram(samples)
+                if key.key().name() == "melange_handler_duration_seconds" =>
+            {
+                handler_seconds = samples.len();
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(counters["melange_messages_received_total"], 3);
+    assert_eq!(counters["melange_messages_handled_total"], 2);
+    assert_eq!(counters["melange_messages_failed_total"], 1);
+    assert_eq!(counters["melange_messages_retried_total"], 1);
+    assert_eq!(handler_seconds, 3);
+}
