@@ -40,6 +40,17 @@ pub fn default_retry_config() -> RetryConfig {
         .with_max_backoff(Duration::from_secs(5))
 }
 
+/// The timeouts melange configures on the clients it builds: 3 s to connect, and 30 s per
+/// attempt (longer than SQS's 20 s long poll), so a hung server surfaces as
+/// [`BackendError::Unavailable`](melange_core::BackendError::Unavailable) and the consumer
+/// backs off, rather than waiting for it forever.
+pub fn default_timeout_config() -> aws_sdk_sqs::config::timeout::TimeoutConfig {
+    aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(MAX_WAIT_TIME_SECONDS + 10))
+        .build()
+}
+
 /// The [`MessagingBackend`] on Amazon SQS (queues) and SNS (topics), wire-compatible with
 /// Python Melange 7.2.0.
 ///
@@ -108,10 +119,11 @@ fn incomplete(target: Target<'_>, operation: &'static str, field: &'static str) 
 impl SqsBackend {
     /// A backend configured from the standard AWS chain (environment variables, shared config
     /// and credentials files, container and instance roles), with
-    /// [`default_retry_config`].
+    /// [`default_retry_config`] and [`default_timeout_config`].
     pub async fn from_env() -> Self {
         let config = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(default_retry_config())
+            .timeout_config(default_timeout_config())
             .load()
             .await;
         Self::from_sdk_config(&config)

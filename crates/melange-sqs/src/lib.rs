@@ -53,7 +53,9 @@ mod local;
 mod policy;
 pub mod wire;
 
-pub use backend::{AwsBackend, IncompleteResponse, SqsBackend, default_retry_config};
+pub use backend::{
+    AwsBackend, IncompleteResponse, SqsBackend, default_retry_config, default_timeout_config,
+};
 pub use error::BatchEntryError;
 pub use local::{ElasticMqBackend, LOCAL_REGION};
 

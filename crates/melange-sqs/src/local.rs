@@ -9,7 +9,7 @@ use melange_core::backend::{BatchResult, MessagingBackend, QueueInfo, QueueSpec,
 use melange_core::envelope::{OutgoingMessage, ReceiptHandle, ReceiveOptions};
 use melange_core::error::BackendError;
 
-use crate::backend::{SqsBackend, default_retry_config};
+use crate::backend::{SqsBackend, default_retry_config, default_timeout_config};
 
 /// The region local servers are addressed with, as Python Melange's `LocalSQSBackend` does.
 pub const LOCAL_REGION: &str = "us-east-1";
@@ -50,6 +50,11 @@ impl ElasticMqBackend {
         let credentials = Credentials::new("x", "x", None, None, "melange-local");
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(2))
+            .operation_attempt_timeout(
+                default_timeout_config()
+                    .operation_attempt_timeout()
+                    .unwrap_or(Duration::from_secs(30)),
+            )
             .build();
         let sqs = aws_sdk_sqs::Config::builder()
             .behavior_version(BehaviorVersion::latest())
