@@ -69,24 +69,6 @@ impl Audit {
     }
 }
 
-/// Shares a consumer between the test and the handler.
-struct Shared<C>(Arc<C>);
-
-impl<C: melange::Consumer> melange::Consumer for Shared<C> {
-    fn name(&self) -> &'static str {
-        self.0.name()
-    }
-    fn accepts(&self, manifest: Option<&str>) -> bool {
-        self.0.accepts(manifest)
-    }
-    fn consume<'a>(
-        &'a self,
-        ctx: MessageContext<'a>,
-    ) -> impl Future<Output = Result<(), melange::ConsumeError>> + Send + 'a {
-        self.0.consume(ctx)
-    }
-}
-
 async fn setup(queue: &str) -> (InMemoryBackend, QueuePublisher<InMemoryBackend>) {
     let backend = InMemoryBackend::new();
     MessagingBackendFactory::new(backend.clone())
@@ -127,7 +109,7 @@ async fn dispatches_by_manifest_and_acknowledges_on_success() {
 
     let orders = Arc::new(Orders::default());
     let handler = SimpleConsumerHandler::new(
-        Shared(orders.clone()),
+        orders.clone(),
         SerializerRegistry::default(),
         backend.clone(),
     );
@@ -159,7 +141,7 @@ async fn a_failed_handler_leaves_the_message_for_redelivery_then_the_dlq() {
         ..Orders::default()
     });
     let handler = SimpleConsumerHandler::new(
-        Shared(orders.clone()),
+        orders.clone(),
         SerializerRegistry::default(),
         backend.clone(),
     );
@@ -202,8 +184,8 @@ async fn every_accepting_consumer_runs_and_the_message_is_acknowledged_only_if_a
     let audit = Arc::new(Audit::default());
     let mut handler = ConsumerHandler::new(SerializerRegistry::default(), backend.clone());
     handler
-        .attach_consumer(Shared(orders.clone()))
-        .attach_consumer(Shared(audit.clone()));
+        .attach_consumer(orders.clone())
+        .attach_consumer(audit.clone());
 
     let summary = handler.drain("orders").await.unwrap();
     assert_eq!(audit.seen.load(Ordering::SeqCst), 1);
@@ -229,8 +211,8 @@ async fn the_deduplication_cache_keeps_a_completed_consumer_from_running_twice()
     let mut handler = ConsumerHandler::new(SerializerRegistry::default(), backend.clone())
         .with_deduplication_cache(InMemoryDeduplicationCache::default());
     handler
-        .attach_consumer(Shared(orders.clone()))
-        .attach_consumer(Shared(audit.clone()));
+        .attach_consumer(orders.clone())
+        .attach_consumer(audit.clone());
 
     handler.drain("orders").await.unwrap();
     tokio::time::advance(Duration::from_secs(31)).await;
@@ -261,7 +243,7 @@ async fn always_ack_acknowledges_failures_and_early_ack_acknowledges_before_proc
             ..Orders::default()
         });
         let handler = SimpleConsumerHandler::new(
-            Shared(orders.clone()),
+            orders.clone(),
             SerializerRegistry::default(),
             backend.clone(),
         )

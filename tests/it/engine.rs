@@ -105,24 +105,6 @@ impl Worker {
     }
 }
 
-/// Shares the worker between the test and the handler.
-struct Shared(Arc<Worker>);
-
-impl melange::Consumer for Shared {
-    fn name(&self) -> &'static str {
-        "Worker"
-    }
-    fn accepts(&self, manifest: Option<&str>) -> bool {
-        melange::Consumer::accepts(&*self.0, manifest)
-    }
-    fn consume<'a>(
-        &'a self,
-        ctx: MessageContext<'a>,
-    ) -> impl Future<Output = Result<(), melange::ConsumeError>> + Send + 'a {
-        melange::Consumer::consume(&*self.0, ctx)
-    }
-}
-
 /// Wraps a backend and records the calls the engine makes.
 #[derive(Clone)]
 struct Recorder {
@@ -287,13 +269,9 @@ fn handler<B: MessagingBackend>(
     worker: &Arc<Worker>,
     backend: B,
     options: ConsumerOptions,
-) -> SimpleConsumerHandler<Shared, B> {
-    SimpleConsumerHandler::new(
-        Shared(worker.clone()),
-        SerializerRegistry::default(),
-        backend,
-    )
-    .with_options(options)
+) -> SimpleConsumerHandler<Arc<Worker>, B> {
+    SimpleConsumerHandler::new(worker.clone(), SerializerRegistry::default(), backend)
+        .with_options(options)
 }
 
 async fn queue_is_empty(backend: &InMemoryBackend, queue: &str) -> bool {
@@ -699,7 +677,7 @@ async fn fifo_groups_run_in_parallel_in_order_and_a_failure_holds_its_group_back
         .max_in_flight(10)
         .stop_when_idle(Duration::from_secs(20));
     let consume = SimpleConsumerHandler::new(
-        Shared(worker.clone()),
+        worker.clone(),
         SerializerRegistry::default(),
         backend.clone(),
     )

@@ -52,20 +52,6 @@ impl Recorder {
     }
 }
 
-struct Shared(Arc<Recorder>);
-
-impl melange::Consumer for Shared {
-    fn accepts(&self, manifest: Option<&str>) -> bool {
-        melange::Consumer::accepts(&*self.0, manifest)
-    }
-    fn consume<'a>(
-        &'a self,
-        ctx: MessageContext<'a>,
-    ) -> impl Future<Output = Result<(), melange::ConsumeError>> + Send + 'a {
-        melange::Consumer::consume(&*self.0, ctx)
-    }
-}
-
 fn task(id: u64, work_ms: u64, fail_until_receive: u32) -> Task {
     Task {
         id,
@@ -98,9 +84,9 @@ async fn publish(queue: &str, tasks: &[Task]) {
 fn handler(
     recorder: &Arc<Recorder>,
     options: ConsumerOptions,
-) -> SimpleConsumerHandler<Shared, melange::sqs::ElasticMqBackend> {
+) -> SimpleConsumerHandler<Arc<Recorder>, melange::sqs::ElasticMqBackend> {
     SimpleConsumerHandler::new(
-        Shared(recorder.clone()),
+        recorder.clone(),
         SerializerRegistry::default(),
         sqs_backend(),
     )

@@ -594,11 +594,14 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             }
             Outcome::Undecodable { error } => {
                 let reason = error.to_string();
+                // Reference-counted ids: the envelope itself moves into `poison`.
+                let (message_id, manifest) =
+                    (envelope.message_id.clone(), envelope.manifest.clone());
                 self.poison(
-                    &envelope.message_id.clone(),
-                    envelope.manifest.clone().as_deref(),
+                    &message_id,
+                    manifest.as_deref(),
                     lease.receipt.clone(),
-                    Some(envelope.clone()),
+                    Some(envelope),
                     self.options.undecodable,
                     &reason,
                 )

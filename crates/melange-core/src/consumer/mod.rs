@@ -88,6 +88,22 @@ impl<C: Consumer> DynConsumer for C {
     }
 }
 
+/// A shared consumer: keep an `Arc` to inspect or reuse it while a handler runs it.
+impl<C: Consumer> Consumer for std::sync::Arc<C> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn accepts(&self, manifest: Option<&str>) -> bool {
+        (**self).accepts(manifest)
+    }
+    fn consume<'a>(
+        &'a self,
+        ctx: MessageContext<'a>,
+    ) -> impl Future<Output = Result<(), ConsumeError>> + Send + 'a {
+        (**self).consume(ctx)
+    }
+}
+
 impl Consumer for Box<dyn DynConsumer> {
     fn name(&self) -> &'static str {
         (**self).dyn_name()
