@@ -8,6 +8,7 @@ pub mod consumer;
 pub mod envelope;
 pub mod error;
 pub mod factory;
+mod id_hash;
 pub mod memory;
 pub mod message;
 pub mod publisher;

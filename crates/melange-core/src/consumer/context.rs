@@ -66,6 +66,7 @@ impl<'a> MessageContext<'a> {
     }
 
     /// Decodes the content into a `T` with the serializer the message names.
+    #[inline]
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, SerializationError> {
         self.serializers.deserialize(
             &self.envelope.content,

@@ -28,6 +28,7 @@ use super::{ConsumeSummary, Consumer, DeduplicationCache, MessageContext};
 use crate::backend::{MAX_VISIBILITY_TIMEOUT, MessagingBackend, QueueInfo, Received};
 use crate::envelope::{Envelope, OutgoingMessage, ReceiptHandle, ReceiveOptions};
 use crate::error::{BackendError, ConsumeError, HandlerError};
+use crate::id_hash::BuildIdHasher;
 use crate::serializer::SerializerRegistry;
 use crate::shutdown::Shutdown;
 
@@ -69,13 +70,14 @@ struct Finished {
     id: u64,
     envelope: Envelope,
     processed: Result<Processed, String>,
-    elapsed: Duration,
 }
 
 /// A message received and not yet settled: running, or waiting behind its FIFO group.
 struct Lease {
     receipt: ReceiptHandle,
     received_at: Instant,
+    /// When its handlers started (FIFO: a waiting message gets it when its turn comes).
+    started: Instant,
     next_heartbeat: Option<Instant>,
     group: Option<Arc<str>>,
 }
@@ -223,7 +225,7 @@ struct Run<'e, C, B> {
     io: FuturesUnordered<BoxFuture<'e, IoDone>>,
 
     next_id: u64,
-    leases: HashMap<u64, Lease>,
+    leases: HashMap<u64, Lease, BuildIdHasher>,
     heartbeats: BinaryHeap<Reverse<(Instant, u64)>>,
     /// FIFO: for each group with a running message, the messages waiting behind it.
     groups: HashMap<Arc<str>, VecDeque<(u64, Envelope)>>,
@@ -262,7 +264,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             handlers: FuturesUnordered::new(),
             io: FuturesUnordered::new(),
             next_id: 0,
-            leases: HashMap::new(),
+            leases: HashMap::default(),
             heartbeats: BinaryHeap::new(),
             groups: HashMap::new(),
             acks: Vec::new(),
@@ -278,21 +280,33 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
     async fn drive(&mut self) -> Result<ConsumeSummary, BackendError> {
         let shutdown = self.engine.shutdown.wait();
         let mut shutdown = std::pin::pin!(shutdown);
+        // One timer, moved only when the next deadline changes: registering a new one on
+        // every turn of the loop costs more than the rest of the turn.
+        let timer_sleep = sleep_until(Instant::now());
+        let mut timer_sleep = std::pin::pin!(timer_sleep);
+        let mut armed = None;
         loop {
             self.start_receives();
             if self.finished() {
                 break;
             }
             let timer = self.next_timer();
+            if timer != armed {
+                if let Some(at) = timer {
+                    timer_sleep.as_mut().reset(at);
+                }
+                armed = timer;
+            }
             tokio::select! {
                 biased;
                 () = &mut shutdown, if self.stop.is_none() => self.begin_stop(None),
                 Some(finished) = self.handlers.next(), if !self.handlers.is_empty() => {
-                    self.on_finished(finished);
+                    let now = Instant::now();
+                    self.on_finished(finished, now);
                     // Settle every handler that is already done before receiving again, so
                     // the freed slots go into one full receive rather than many small ones.
                     while let Some(Some(finished)) = self.handlers.next().now_or_never() {
-                        self.on_finished(finished);
+                        self.on_finished(finished, now);
                     }
                 }
                 Some(done) = self.receives.next(), if !self.receives.is_empty() => {
@@ -300,7 +314,9 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                     self.on_received(done.reserved, done.started_settled, done.received);
                 }
                 Some(done) = self.io.next(), if !self.io.is_empty() => self.on_io(done),
-                () = sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
+                () = &mut timer_sleep, if timer.is_some() => {
+                    // Fired: the next deadline must be set again, even if it is the same.
+                    armed = None;
                     self.on_timer();
                 }
                 else => break,
@@ -438,9 +454,10 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         self.idle_seen = false;
         self.summary.received += batch.len() as u64;
         self.metrics.received.increment(batch.len() as u64);
+        let now = Instant::now();
         for item in batch {
             match item {
-                Ok(envelope) => self.admit(envelope),
+                Ok(envelope) => self.admit(envelope, now),
                 Err(malformed) => {
                     let reason = malformed.error.to_string();
                     self.poison(
@@ -458,7 +475,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
 
     /// Takes a received message: poison is settled at once, without taking a slot; the rest
     /// gets a lease and runs, or waits behind the running message of its FIFO group.
-    fn admit(&mut self, envelope: Envelope) {
+    fn admit(&mut self, envelope: Envelope, now: Instant) {
         let manifest = envelope.manifest.as_deref();
         let reason = if !self.engine.consumers.iter().any(|c| c.accepts(manifest)) {
             Some((
@@ -489,7 +506,6 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
 
         let id = self.next_id;
         self.next_id += 1;
-        let now = Instant::now();
         let next_heartbeat = match (self.options.heartbeat, self.options.ack_policy) {
             (_, AckPolicy::Early) | (None, _) => None,
             (Some(fraction), _) => Some(now + self.visibility.mul_f64(fraction)),
@@ -507,6 +523,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             Lease {
                 receipt: envelope.delivery.receipt.clone(),
                 received_at: now,
+                started: now,
                 next_heartbeat,
                 group: group.clone(),
             },
@@ -534,7 +551,6 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         );
         self.handlers.push(Box::pin(
             async move {
-                let started = Instant::now();
                 let processed = AssertUnwindSafe(engine.process(&envelope))
                     .catch_unwind()
                     .await
@@ -543,24 +559,24 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                     id,
                     envelope,
                     processed,
-                    elapsed: started.elapsed(),
                 }
             }
             .instrument(span),
         ));
     }
 
-    fn on_finished(&mut self, finished: Finished) {
+    /// Settles a message whose handlers returned; `now` is read once per batch of them.
+    fn on_finished(&mut self, finished: Finished, now: Instant) {
         let Finished {
             id,
             envelope,
             processed,
-            elapsed,
         } = finished;
         // Removing the lease ends its heartbeats before anything settles the message.
         let Some(lease) = self.leases.remove(&id) else {
             return;
         };
+        let elapsed = now.saturating_duration_since(lease.started);
         self.metrics.handler_seconds.record(elapsed.as_secs_f64());
         let outcome = match processed {
             Ok(processed) => {
@@ -718,6 +734,9 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             return;
         };
         if settled && let Some((id, envelope)) = waiting.pop_front() {
+            if let Some(lease) = self.leases.get_mut(&id) {
+                lease.started = Instant::now();
+            }
             self.start(id, envelope);
             return;
         }

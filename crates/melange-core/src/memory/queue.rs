@@ -10,8 +10,10 @@ use tokio::time::Instant;
 
 use super::QueueStats;
 use super::fifo::{DedupWindow, FifoGroups};
+use super::state::push_hex;
 use crate::backend::{DeadLetterPolicy, MAX_VISIBILITY_TIMEOUT, QueueInfo};
 use crate::envelope::{Delivery, Envelope, ReceiptHandle};
+use crate::id_hash::BuildIdHasher;
 
 /// A message as a queue holds it.
 #[derive(Debug)]
@@ -93,7 +95,7 @@ pub(super) struct Queue {
     /// Wakes receives waiting on this queue.
     pub(super) notify: Arc<Notify>,
     pub(super) dedup: DedupWindow,
-    messages: HashMap<u64, StoredMessage>,
+    messages: HashMap<u64, StoredMessage, BuildIdHasher>,
     visible: Visible,
     /// In-flight messages by the time they become visible again.
     deadlines: BTreeSet<(Instant, u64)>,
@@ -122,7 +124,7 @@ impl Queue {
             content_based_deduplication,
             notify: Arc::new(Notify::new()),
             dedup: DedupWindow::default(),
-            messages: HashMap::new(),
+            messages: HashMap::default(),
             visible: if fifo {
                 Visible::Fifo(FifoGroups::default())
             } else {
@@ -370,7 +372,7 @@ fn deliver(
         serializer_id: message.serializer_id,
         delivery: Delivery {
             queue: queue.clone(),
-            receipt: ReceiptHandle::new(format!("mem-{incarnation:016x}-{seq:016x}-{nonce:016x}")),
+            receipt: receipt(incarnation, seq, nonce),
             receive_count: message.receive_count,
             message_group_id: message.group.clone(),
             attributes: message.attributes.clone(),
@@ -379,6 +381,18 @@ fn deliver(
 }
 
 /// Reads back the (incarnation, sequence number, nonce) of a receipt built by [`deliver`].
+/// `mem-{incarnation:016x}-{seq:016x}-{nonce:016x}`, written without `format!` (it is on
+/// the path of every receive).
+fn receipt(incarnation: u64, seq: u64, nonce: u64) -> ReceiptHandle {
+    let mut receipt = String::with_capacity(4 + 3 * 17);
+    receipt.push_str("mem");
+    for part in [incarnation, seq, nonce] {
+        receipt.push('-');
+        push_hex(&mut receipt, part, 16);
+    }
+    ReceiptHandle::new(receipt)
+}
+
 fn parse_receipt(receipt: &ReceiptHandle) -> Option<(u64, u64, u64)> {
     let mut parts = receipt.as_str().strip_prefix("mem-")?.split('-');
     let mut next = || u64::from_str_radix(parts.next()?, 16).ok();

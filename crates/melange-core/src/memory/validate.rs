@@ -150,6 +150,18 @@ pub(super) fn manifest_filter(topic: &str, filter: &[String]) -> Result<(), Back
 }
 
 /// Whether SQS accepts `c` in a message body or attribute value (XML 1.0 characters).
+/// The first character SQS refuses in a message body, if any.
+fn disallowed_char(text: &str) -> Option<char> {
+    if text.is_ascii() {
+        // The common case, checked byte by byte: only control characters are refused.
+        return text
+            .bytes()
+            .find(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+            .map(char::from);
+    }
+    text.chars().find(|c| !allowed_char(*c))
+}
+
 fn allowed_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
@@ -217,7 +229,7 @@ pub(super) fn message(to: Destination<'_>, message: &OutgoingMessage) -> Result<
     if message.content.is_empty() {
         return Err(invalid(target, "the message body must not be empty"));
     }
-    if let Some(bad) = message.content.chars().find(|c| !allowed_char(*c)) {
+    if let Some(bad) = disallowed_char(&message.content) {
         return Err(invalid(
             target,
             format!("the message body holds the disallowed character {bad:?}"),

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 
 use super::{JsonSerializer, Serializer, deserialize_with};
 use crate::envelope::OutgoingMessage;
-use crate::error::SerializationError;
+use crate::error::{BoxError, SerializationError};
 use crate::message::Message;
 
 /// Serializers by name and identifier, the binding of message types to them, and a default,
@@ -156,26 +156,48 @@ impl SerializerRegistry {
 
     /// Deserializes received content with the serializer `serializer_id` names, or the default
     /// one when the message carried none.
+    #[inline]
     pub fn deserialize<T: DeserializeOwned>(
         &self,
         content: &str,
         serializer_id: Option<u32>,
         manifest: Option<&str>,
     ) -> Result<T, SerializationError> {
-        let entry = match serializer_id {
-            Some(id) => self.entry_by_id(id)?,
-            None => &self.inner.serializers[self.inner.default],
-        };
+        // The lookup is not generic: one copy, not one per message type.
+        let entry = self.entry_for_received(serializer_id)?;
         let decoded = if entry.is_json {
-            serde_json::from_str(content).map_err(Into::into)
+            match serde_json::from_str(content) {
+                Ok(message) => return Ok(message),
+                Err(error) => Err(error.into()),
+            }
         } else {
             deserialize_with(&*entry.serializer, content)
         };
-        decoded.map_err(|source| SerializationError::Decode {
-            manifest: manifest.map(str::to_owned),
-            serializer_id: entry.id,
-            source,
-        })
+        decoded.map_err(|source| decode_error(manifest, entry.id, source))
+    }
+
+    /// The entry that decodes a received message: the one its serializer id names, or the
+    /// default when it carried none.
+    fn entry_for_received(&self, serializer_id: Option<u32>) -> Result<&Entry, SerializationError> {
+        match serializer_id {
+            Some(id) => self.entry_by_id(id),
+            None => Ok(&self.inner.serializers[self.inner.default]),
+        }
+    }
+}
+
+/// Kept out of line: building the error is the rare path of every decode.
+#[cold]
+#[inline(never)]
+fn decode_error(
+    manifest: Option<&str>,
+    serializer_id: u32,
+    source: BoxError,
+) -> SerializationError {
+    SerializationError::Decode {
+        manifest: manifest.map(str::to_owned),
+        serializer_id,
+        source,
     }
 }
 
