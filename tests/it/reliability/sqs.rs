@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use melange::sqs::ElasticMqBackend;
 use melange::{
-    ConsumerOptions, MessagingBackendFactory, SerializerRegistry, SimpleConsumerHandler,
+    ConsumerOptions, MessagingBackendFactory, RetryBackoff, SerializerRegistry,
+    SimpleConsumerHandler,
 };
 
 use super::harness::{Ledger, Probe, Published, Task};
 use super::memory::CountingBackend;
-use crate::support::unique;
+use crate::support::{sqs_backend, unique};
 
 /// A moto_server of this test's own (so it can be stopped), killed on drop.
 struct OwnServer {
@@ -148,5 +149,108 @@ async fn a_hung_server_is_waited_out_without_a_busy_loop_and_nothing_is_lost() {
     assert!(
         receives_during <= 20,
         "{receives_during} receives in 8 s while the server hung: a busy loop"
+    );
+}
+
+/// The moto twin of the in-memory errors + panics scenario, smaller: 50 tasks, max receives
+/// 3, a 5 s visibility timeout and a short retry backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_errors_and_panics_are_retried_then_dead_lettered_on_sqs() {
+    const N: u64 = 50;
+    const MAX_RECEIVES: u32 = 3;
+    let test_started = Instant::now();
+    let backend = sqs_backend();
+    let queue = unique("rel-errors");
+    let dlq = format!("{queue}-dlq");
+    MessagingBackendFactory::new(backend.clone())
+        .init_queue(&queue)
+        .dead_letter_queue(&dlq)
+        .max_receive_count(MAX_RECEIVES)
+        .visibility_timeout(Duration::from_secs(5))
+        .await
+        .unwrap();
+    let behaviour = |id: u64| match id % 10 {
+        3 => "fail",
+        5 => "panic",
+        7 => "panic-once",
+        9 => "fail-twice",
+        _ => "ok",
+    };
+    let mut published = Published::default();
+    published
+        .send_tasks(
+            &backend,
+            &queue,
+            (0..N).map(|id| Task::new(id, 20, behaviour(id))),
+        )
+        .await;
+    let ledger = Arc::new(Ledger::default());
+    let options = ConsumerOptions::default()
+        .max_in_flight(8)
+        .wait_time(Duration::from_secs(1))
+        // 0.2 s doubling, at most 1 s; SQS rounds a visibility up to whole seconds.
+        .retry_backoff(Some(RetryBackoff {
+            base: Duration::from_millis(200),
+            max: Duration::from_secs(1),
+        }))
+        // Longer than any retry delay: a failed message is back before the loop goes idle.
+        .stop_when_idle(Duration::from_secs(4));
+    let consume = SimpleConsumerHandler::new(
+        Probe(ledger.clone()),
+        SerializerRegistry::default(),
+        backend.clone(),
+    )
+    .with_options(options);
+    let consume_started = Instant::now();
+    let summary = tokio::time::timeout(Duration::from_secs(180), consume.consume_loop(&queue))
+        .await
+        .expect("the consumer goes idle")
+        .expect("the loop survives failures and panics");
+    let consume_time = consume_started.elapsed();
+
+    let report = published
+        .report(
+            "errors (10 %) + panics (20 %, half of them once), max receives 3 (moto)",
+            &backend,
+            &queue,
+            &dlq,
+            &ledger,
+            summary.acknowledged,
+            &BTreeSet::new(),
+            Duration::from_secs(1),
+        )
+        .await;
+    println!(
+        "RELIABILITY errors + panics (moto): consumed in {consume_time:?}, test {:?}; \
+         summary {summary:?}",
+        test_started.elapsed()
+    );
+    report.assert_nothing_lost();
+    let doomed: BTreeSet<u64> = (0..N).filter(|id| matches!(id % 10, 3 | 5)).collect();
+    assert_eq!(
+        report.dead_lettered, doomed,
+        "always-failing tasks end in the DLQ"
+    );
+    assert_eq!(report.handled_distinct as u64, N - doomed.len() as u64);
+    assert!(
+        report.handled_twice.is_empty(),
+        "{:?}",
+        report.handled_twice
+    );
+    assert!(report.still_queued.is_empty(), "{:?}", report.still_queued);
+    assert_eq!(report.acknowledged, N - doomed.len() as u64);
+    let per_kind = N / 10;
+    let receives = u64::from(MAX_RECEIVES);
+    // Always panicking: every receive; panicking once: the first.
+    assert_eq!(summary.panicked, per_kind * receives + per_kind);
+    // fail and panic: every receive; panic-once: one; fail-twice: two.
+    assert_eq!(
+        summary.failed,
+        2 * per_kind * receives + per_kind + 2 * per_kind
+    );
+    assert_eq!(summary.dead_lettered, 0, "the server's redrive moves them");
+    assert_eq!(
+        ledger.attempts.load(Ordering::SeqCst),
+        (N - 4 * per_kind) + 2 * per_kind * receives + 2 * per_kind + 3 * per_kind
     );
 }
