@@ -57,6 +57,9 @@ impl Expect {
     }
 }
 
+/// A raw message: its body and its message attributes.
+type Raw = (String, Vec<(&'static str, MessageAttributeValue)>);
+
 /// One kind of message put on the queue by a foreign producer.
 struct Kind {
     name: &'static str,
@@ -64,7 +67,7 @@ struct Kind {
     /// Part of the poison reason the consumer reports, when it is stable.
     reason: Option<&'static str>,
     /// The body and attributes of message number `id`.
-    build: fn(u64) -> (String, Vec<(&'static str, MessageAttributeValue)>),
+    build: fn(u64) -> Raw,
 }
 
 fn string(value: &str) -> MessageAttributeValue {
@@ -277,6 +280,20 @@ async fn send_raw(
         .unwrap()
 }
 
+/// What became of the messages of one kind.
+#[derive(Default)]
+struct Row {
+    count: u64,
+    /// Poison receives per message (the distinct values).
+    receives: BTreeSet<usize>,
+    /// Copied to the DLQ by the consumer.
+    copied: u64,
+    /// Found in the DLQ.
+    in_dlq: u64,
+    handled: u64,
+    reasons: BTreeSet<String>,
+}
+
 /// What the event hook saw, with times (for ordering only).
 #[derive(Default)]
 struct Seen {
@@ -442,8 +459,7 @@ async fn poison_sent_raw_gets_its_outcome_while_healthy_messages_flow_on_sqs() {
     let seen = seen.lock().unwrap();
 
     // Per kind: what was observed.
-    let mut rows: BTreeMap<usize, (u64, BTreeSet<usize>, u64, u64, u64, BTreeSet<String>)> =
-        BTreeMap::new();
+    let mut rows: BTreeMap<usize, Row> = BTreeMap::new();
     let mut problems = Vec::new();
     for (message_id, (index, id)) in &poison {
         let expect = expect_of(*index);
@@ -452,12 +468,12 @@ async fn poison_sent_raw_gets_its_outcome_while_healthy_messages_flow_on_sqs() {
         let in_dlq = report.dead_lettered.contains(id);
         let handled = ledger.handled.lock().unwrap().contains_key(id);
         let row = rows.entry(*index).or_default();
-        row.0 += 1;
-        row.1.insert(reasons.len());
-        row.2 += u64::from(copied);
-        row.3 += u64::from(in_dlq);
-        row.4 += u64::from(handled);
-        row.5.extend(reasons.iter().cloned());
+        row.count += 1;
+        row.receives.insert(reasons.len());
+        row.copied += u64::from(copied);
+        row.in_dlq += u64::from(in_dlq);
+        row.handled += u64::from(handled);
+        row.reasons.extend(reasons.iter().cloned());
         let (receives, want_copied, want_in_dlq, want_handled) = match expect {
             Expect::DeadLetterNow => (1, true, true, false),
             Expect::Redrive => (MAX_RECEIVES as usize, false, true, false),
@@ -491,7 +507,15 @@ async fn poison_sent_raw_gets_its_outcome_while_healthy_messages_flow_on_sqs() {
             ));
         }
     }
-    for (index, (count, receives, copied, in_dlq, handled, reasons)) in &rows {
+    for (index, row) in &rows {
+        let Row {
+            count,
+            receives,
+            copied,
+            in_dlq,
+            handled,
+            reasons,
+        } = row;
         let reason = reasons.iter().next().map_or("", String::as_str);
         let reason: String = reason.chars().take(110).collect();
         println!(
