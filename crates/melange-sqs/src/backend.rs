@@ -156,6 +156,51 @@ impl SqsBackend {
         }
     }
 
+    /// The same backend with other client timeouts, for both SQS and SNS: the fields set in
+    /// `timeouts` replace the clients' ones, the others are kept (for a consumer that must
+    /// notice a hung server sooner than [`default_timeout_config`]'s 30 s per attempt, set a
+    /// shorter `operation_attempt_timeout`, longer than the consumer's long-poll wait, and an
+    /// `operation_timeout` bounding all the SDK's retries of a call together).
+    ///
+    /// The returned backend has new clients and empty name caches; `self` is unchanged.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use melange_sqs::ElasticMqBackend;
+    /// use melange_sqs::aws_sdk_sqs::config::timeout::TimeoutConfig;
+    ///
+    /// let backend = ElasticMqBackend::new("localhost", 9324).with_timeout_config(
+    ///     TimeoutConfig::builder()
+    ///         .operation_attempt_timeout(Duration::from_secs(8))
+    ///         .operation_timeout(Duration::from_secs(20))
+    ///         .build(),
+    /// );
+    /// # let _ = backend;
+    /// ```
+    pub fn with_timeout_config(
+        &self,
+        timeouts: aws_sdk_sqs::config::timeout::TimeoutConfig,
+    ) -> Self {
+        let sqs = self
+            .inner
+            .sqs
+            .config()
+            .to_builder()
+            .timeout_config(timeouts.clone())
+            .build();
+        let sns = self
+            .inner
+            .sns
+            .config()
+            .to_builder()
+            .timeout_config(timeouts)
+            .build();
+        Self::from_clients(
+            aws_sdk_sqs::Client::from_conf(sqs),
+            aws_sdk_sns::Client::from_conf(sns),
+        )
+    }
+
     /// The SQS client, for operations melange does not wrap.
     pub fn sqs_client(&self) -> &aws_sdk_sqs::Client {
         &self.inner.sqs

@@ -81,6 +81,16 @@ impl ElasticMqBackend {
         }
     }
 
+    /// The same backend with other client timeouts (see [`SqsBackend::with_timeout_config`]);
+    /// the fields `timeouts` leaves unset keep their values (2 s to connect, 30 s per
+    /// attempt).
+    pub fn with_timeout_config(self, timeouts: TimeoutConfig) -> Self {
+        Self {
+            backend: self.backend.with_timeout_config(timeouts),
+            endpoint: self.endpoint,
+        }
+    }
+
     /// The endpoint URL.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
@@ -205,5 +215,35 @@ impl MessagingBackend for ElasticMqBackend {
         entries: &[(ReceiptHandle, Duration)],
     ) -> Result<BatchResult<()>, BackendError> {
         self.backend.change_visibility_batch(queue, entries).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_can_be_replaced_field_by_field() {
+        let backend = ElasticMqBackend::from_endpoint("http://127.0.0.1:9").with_timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(3))
+                .operation_timeout(Duration::from_secs(7))
+                .build(),
+        );
+        assert_eq!(backend.endpoint(), "http://127.0.0.1:9");
+        let sqs = backend.sqs_client().config().timeout_config().cloned();
+        let sns = backend.sns_client().config().timeout_config().cloned();
+        for timeouts in [sqs, sns] {
+            let Some(timeouts) = timeouts else {
+                panic!("no timeout configuration");
+            };
+            assert_eq!(
+                timeouts.operation_attempt_timeout(),
+                Some(Duration::from_secs(3))
+            );
+            assert_eq!(timeouts.operation_timeout(), Some(Duration::from_secs(7)));
+            // Not given: kept.
+            assert_eq!(timeouts.connect_timeout(), Some(Duration::from_secs(2)));
+        }
     }
 }

@@ -7,3 +7,4 @@ mod memory;
 mod props;
 mod security;
 mod sqs;
+mod sqs_poison;
