@@ -394,11 +394,18 @@ fn main() {
             .as_deref()
             .is_none_or(|s| s.split(',').any(|x| x.trim() == name))
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = if std::env::var("CT").is_ok() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
     runtime.block_on(async {
         if wants("pipeline") {
             let n = env_u64("MELANGE_BENCH_N", if quick { 20_000 } else { 200_000 });

@@ -40,14 +40,16 @@ pub fn default_retry_config() -> RetryConfig {
         .with_max_backoff(Duration::from_secs(5))
 }
 
-/// The timeouts melange configures on the clients it builds: 3 s to connect, and 30 s per
-/// attempt (longer than SQS's 20 s long poll), so a hung server surfaces as
-/// [`BackendError::Unavailable`](melange_core::BackendError::Unavailable) and the consumer
-/// backs off, rather than waiting for it forever.
+/// The timeouts melange configures on the clients it builds: 3 s to connect, 30 s per
+/// attempt (longer than SQS's 20 s long poll) and 60 s per operation, retries included, so
+/// a hung server surfaces as [`BackendError::Unavailable`](melange_core::BackendError::Unavailable)
+/// within a minute and the consumer backs off, rather than waiting for it forever (or for
+/// five attempts of 30 s each).
 pub fn default_timeout_config() -> aws_sdk_sqs::config::timeout::TimeoutConfig {
     aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(3))
         .operation_attempt_timeout(Duration::from_secs(MAX_WAIT_TIME_SECONDS + 10))
+        .operation_timeout(Duration::from_secs(60))
         .build()
 }
 
@@ -129,14 +131,19 @@ impl SqsBackend {
         Self::from_sdk_config(&config)
     }
 
-    /// A backend using this configuration for both SQS and SNS. Its retry configuration
-    /// applies when it has one; [`default_retry_config`] otherwise.
+    /// A backend using this configuration for both SQS and SNS. Its retry and timeout
+    /// configurations apply when it has them; [`default_retry_config`] and
+    /// [`default_timeout_config`] otherwise.
     pub fn from_sdk_config(config: &SdkConfig) -> Self {
         let mut sqs = aws_sdk_sqs::config::Builder::from(config);
         let mut sns = aws_sdk_sns::config::Builder::from(config);
         if config.retry_config().is_none() {
             sqs = sqs.retry_config(default_retry_config());
             sns = sns.retry_config(default_retry_config());
+        }
+        if config.timeout_config().is_none() {
+            sqs = sqs.timeout_config(default_timeout_config());
+            sns = sns.timeout_config(default_timeout_config());
         }
         Self::from_clients(
             aws_sdk_sqs::Client::from_conf(sqs.build()),

@@ -55,6 +55,11 @@ impl ElasticMqBackend {
                     .operation_attempt_timeout()
                     .unwrap_or(Duration::from_secs(30)),
             )
+            .operation_timeout(
+                default_timeout_config()
+                    .operation_timeout()
+                    .unwrap_or(Duration::from_secs(60)),
+            )
             .build();
         let sqs = aws_sdk_sqs::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -83,7 +88,7 @@ impl ElasticMqBackend {
 
     /// The same backend with other client timeouts (see [`SqsBackend::with_timeout_config`]);
     /// the fields `timeouts` leaves unset keep their values (2 s to connect, 30 s per
-    /// attempt).
+    /// attempt, 60 s per operation).
     pub fn with_timeout_config(self, timeouts: TimeoutConfig) -> Self {
         Self {
             backend: self.backend.with_timeout_config(timeouts),
