@@ -12,6 +12,7 @@
 //!   draining a backlog of `MELANGE_BENCH_BACKLOG` (100,000) messages. Run one per process.
 //!
 //! `MELANGE_BENCH_N` sets the messages per pipeline run (200,000; 20,000 when unset).
+//! `MELANGE_BENCH_RUNTIME=current_thread` runs everything on one thread (for profiling).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -394,7 +395,9 @@ fn main() {
             .as_deref()
             .is_none_or(|s| s.split(',').any(|x| x.trim() == name))
     };
-    let runtime = if std::env::var("CT").is_ok() {
+    // Multi-threaded as a service runs it; `MELANGE_BENCH_RUNTIME=current_thread` measures the
+    // CPU cost alone, without cross-thread wake-ups (for profiling).
+    let runtime = if std::env::var("MELANGE_BENCH_RUNTIME").as_deref() == Ok("current_thread") {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
