@@ -62,6 +62,7 @@
 //!   per-message-group deduplication scope.
 
 mod fifo;
+mod ids;
 mod queue;
 mod state;
 mod topic;

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::QueueStats;
 use super::fifo::{DedupWindow, FifoGroups};
-use super::state::push_hex;
+use super::ids::AsciiBuf;
 use crate::backend::{DeadLetterPolicy, MAX_VISIBILITY_TIMEOUT, QueueInfo};
 use crate::envelope::{Delivery, Envelope, ReceiptHandle};
 use crate::id_hash::BuildIdHasher;
@@ -381,16 +381,15 @@ fn deliver(
 }
 
 /// Reads back the (incarnation, sequence number, nonce) of a receipt built by [`deliver`].
-/// `mem-{incarnation:016x}-{seq:016x}-{nonce:016x}`, written without `format!` (it is on
-/// the path of every receive).
+/// `mem-{incarnation:016x}-{seq:016x}-{nonce:016x}`.
 fn receipt(incarnation: u64, seq: u64, nonce: u64) -> ReceiptHandle {
-    let mut receipt = String::with_capacity(4 + 3 * 17);
-    receipt.push_str("mem");
+    let mut receipt = AsciiBuf::new();
+    receipt.push("mem");
     for part in [incarnation, seq, nonce] {
-        receipt.push('-');
-        push_hex(&mut receipt, part, 16);
+        receipt.push("-");
+        receipt.push_hex(part, 16);
     }
-    ReceiptHandle::new(receipt)
+    ReceiptHandle::new(receipt.to_arc())
 }
 
 fn parse_receipt(receipt: &ReceiptHandle) -> Option<(u64, u64, u64)> {

@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::fifo::DedupKey;
+use super::ids::AsciiBuf;
 use super::queue::{ChangeRefused, Queue, StoredMessage};
 use super::topic::Topic;
 use super::validate::{self, Destination};
@@ -45,18 +46,17 @@ impl Ids {
     fn message_id(&mut self) -> Arc<str> {
         let n = self.next();
         let s = self.seed;
-        // Written by hand: `format!` with padded hex was a visible share of a publish.
-        let mut id = String::with_capacity(36);
-        push_hex(&mut id, s >> 32, 8);
-        id.push('-');
-        push_hex(&mut id, s >> 16, 4);
-        id.push_str("-4");
-        push_hex(&mut id, s, 3);
-        id.push('-');
-        push_hex(&mut id, 0x8000 | ((n >> 48) & 0x3fff), 4);
-        id.push('-');
-        push_hex(&mut id, n, 12);
-        id.into()
+        let mut id = AsciiBuf::new();
+        id.push_hex(s >> 32, 8);
+        id.push("-");
+        id.push_hex(s >> 16, 4);
+        id.push("-4");
+        id.push_hex(s, 3);
+        id.push("-");
+        id.push_hex(0x8000 | ((n >> 48) & 0x3fff), 4);
+        id.push("-");
+        id.push_hex(n, 12);
+        id.to_arc()
     }
 }
 
@@ -485,14 +485,5 @@ impl State {
         let queue = self.queue_mut(name)?;
         queue.expire(now);
         Ok(queue.stats())
-    }
-}
-
-/// Appends the low `digits` hex digits of `value`, zero-padded.
-pub(super) fn push_hex(out: &mut String, value: u64, digits: u32) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..digits).rev() {
-        // The index is masked to 0..16.
-        out.push(char::from(HEX[((value >> (shift * 4)) & 0xf) as usize]));
     }
 }
