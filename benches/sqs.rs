@@ -143,7 +143,10 @@ async fn publish_sdk(env: &Env) -> f64 {
 }
 
 async fn publish_melange(env: &Env) -> f64 {
-    let backend = ElasticMqBackend::from_endpoint(&env.endpoint);
+    let backend = ElasticMqBackend::builder(&env.endpoint)
+        .allow_plain_http(true)
+        .build()
+        .unwrap();
     MessagingBackendFactory::new(backend.clone())
         .init_queue(&env.queue)
         .await
@@ -181,7 +184,10 @@ impl Bench {
 }
 
 async fn consume_melange(env: &Env) -> f64 {
-    let backend = ElasticMqBackend::from_endpoint(&env.endpoint);
+    let backend = ElasticMqBackend::builder(&env.endpoint)
+        .allow_plain_http(true)
+        .build()
+        .unwrap();
     let shutdown = Shutdown::new();
     let handler = SimpleConsumerHandler::new(
         Bench {

@@ -51,13 +51,13 @@ pub fn name(base: &str) -> String {
 #[cfg(feature = "sqs")]
 fn sqs_backend(endpoint: &str) -> Result<AnyBackend, Box<dyn std::error::Error>> {
     Ok(AnyBackend::new(
-        melange::sqs::ElasticMqBackend::from_endpoint(endpoint),
+        melange::sqs::ElasticMqBackend::from_endpoint(endpoint)?,
     ))
 }
 
 #[cfg(feature = "sqs")]
 async fn aws_backend() -> Result<AnyBackend, Box<dyn std::error::Error>> {
-    Ok(AnyBackend::new(melange::sqs::AwsBackend::from_env().await))
+    Ok(AnyBackend::new(melange::sqs::AwsBackend::from_env().await?))
 }
 
 #[cfg(not(feature = "sqs"))]

@@ -658,7 +658,7 @@ async fn visibility_changes_and_invalid_receipts() {
 #[tokio::test]
 async fn unreachable_servers_are_unavailable() {
     // Nothing listens on port 9 (discard) here; retries run out quickly.
-    let backend = ElasticMqBackend::new("127.0.0.1", 9);
+    let backend = ElasticMqBackend::new("127.0.0.1", 9).unwrap();
     let error = backend.get_queue("anything").await.unwrap_err();
     assert!(
         matches!(error, BackendError::Unavailable { .. }),

@@ -31,9 +31,13 @@ pub fn python() -> String {
     })
 }
 
-/// A backend on the test server.
+/// A backend on the test server (plain HTTP allowed: the server may be a docker-compose
+/// service rather than on this machine).
 pub fn sqs_backend() -> ElasticMqBackend {
-    ElasticMqBackend::from_endpoint(sqs_endpoint())
+    ElasticMqBackend::builder(sqs_endpoint())
+        .allow_plain_http(true)
+        .build()
+        .expect("the test server's endpoint is a valid URL")
 }
 
 /// A queue or topic name no other test (or earlier run against the same server) uses.

@@ -21,6 +21,7 @@ use melange_core::envelope::{
 };
 use melange_core::error::BackendError;
 
+use crate::endpoint::{self, EndpointError};
 use crate::error::{BatchEntryError, SharedFailure, Target, build_failed, invalid, map_sdk};
 use crate::policy;
 use crate::wire::{self, Attribute, SNS_MAX_MESSAGE_SIZE, SQS_MAX_MESSAGE_SIZE};
@@ -122,7 +123,12 @@ impl SqsBackend {
     /// A backend configured from the standard AWS chain (environment variables, shared config
     /// and credentials files, container and instance roles), with
     /// [`default_retry_config`] and [`default_timeout_config`].
-    pub async fn from_env() -> Self {
+    ///
+    /// Fails with [`EndpointError::PlainHttp`] when the configuration names an endpoint URL
+    /// (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_SNS`, `endpoint_url` in
+    /// the profile) that is plain `http://` on a host that is not loopback. Without one, the
+    /// SDK resolves `https://` AWS endpoints from the region.
+    pub async fn from_env() -> Result<Self, EndpointError> {
         let config = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(default_retry_config())
             .timeout_config(default_timeout_config())
@@ -134,7 +140,11 @@ impl SqsBackend {
     /// A backend using this configuration for both SQS and SNS. Its retry and timeout
     /// configurations apply when it has them; [`default_retry_config`] and
     /// [`default_timeout_config`] otherwise.
-    pub fn from_sdk_config(config: &SdkConfig) -> Self {
+    ///
+    /// Fails with [`EndpointError::PlainHttp`] when the configuration names a plain `http://`
+    /// endpoint URL on a host that is not loopback (see [`from_env`](Self::from_env)).
+    pub fn from_sdk_config(config: &SdkConfig) -> Result<Self, EndpointError> {
+        endpoint::check_sdk_config(config)?;
         let mut sqs = aws_sdk_sqs::config::Builder::from(config);
         let mut sns = aws_sdk_sns::config::Builder::from(config);
         if config.retry_config().is_none() {
@@ -145,13 +155,15 @@ impl SqsBackend {
             sqs = sqs.timeout_config(default_timeout_config());
             sns = sns.timeout_config(default_timeout_config());
         }
-        Self::from_clients(
+        Ok(Self::from_clients(
             aws_sdk_sqs::Client::from_conf(sqs.build()),
             aws_sdk_sns::Client::from_conf(sns.build()),
-        )
+        ))
     }
 
-    /// A backend using these clients as they are configured.
+    /// A backend using these clients as they are configured. Their endpoint is not checked:
+    /// a client configured with a plain `http://` endpoint URL on a remote host sends its
+    /// requests unencrypted (the other constructors refuse such an endpoint).
     pub fn from_clients(sqs: aws_sdk_sqs::Client, sns: aws_sdk_sns::Client) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -176,13 +188,14 @@ impl SqsBackend {
     /// use melange_sqs::ElasticMqBackend;
     /// use melange_sqs::aws_sdk_sqs::config::timeout::TimeoutConfig;
     ///
-    /// let backend = ElasticMqBackend::new("localhost", 9324).with_timeout_config(
+    /// let backend = ElasticMqBackend::new("localhost", 9324)?.with_timeout_config(
     ///     TimeoutConfig::builder()
     ///         .operation_attempt_timeout(Duration::from_secs(8))
     ///         .operation_timeout(Duration::from_secs(20))
     ///         .build(),
     /// );
     /// # let _ = backend;
+    /// # Ok::<(), melange_sqs::EndpointError>(())
     /// ```
     pub fn with_timeout_config(
         &self,

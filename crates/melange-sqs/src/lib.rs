@@ -8,7 +8,14 @@
 //!   standard configuration chain (environment, profile, container or instance role);
 //!   [`SqsBackend::from_sdk_config`] and [`SqsBackend::from_clients`] take what you built.
 //! - [`ElasticMqBackend`] on a local server (ElasticMQ, moto, LocalStack):
-//!   `ElasticMqBackend::new("localhost", 9324)`.
+//!   `ElasticMqBackend::new("localhost", 9324)?`.
+//!
+//! TLS is on for every endpoint that is not local: an endpoint URL (given to
+//! [`ElasticMqBackend`], or in the AWS configuration as `AWS_ENDPOINT_URL`) must be
+//! `https://` unless its host is loopback; plain HTTP to another host is refused with
+//! [`EndpointError::PlainHttp`] unless opted in with
+//! [`ElasticMqBackendBuilder::allow_plain_http`]. Endpoints the SDK resolves from the region
+//! are `https://`.
 //! - [`wire`]: the message format, as pure functions (usable without a server).
 //!
 //! Queues are addressed by name; the backend caches queue URLs and topic ARNs. Queues whose
@@ -32,7 +39,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let backend = AwsBackend::from_env().await;
+//! let backend = AwsBackend::from_env().await?;
 //! MessagingBackendFactory::new(backend.clone())
 //!     .init_queue("payments")
 //!     .subscribed_to(["orders"])
@@ -48,6 +55,7 @@
 //! ```
 
 mod backend;
+mod endpoint;
 mod error;
 mod local;
 mod policy;
@@ -56,8 +64,9 @@ pub mod wire;
 pub use backend::{
     AwsBackend, IncompleteResponse, SqsBackend, default_retry_config, default_timeout_config,
 };
+pub use endpoint::{EndpointError, check_endpoint, is_loopback_host};
 pub use error::BatchEntryError;
-pub use local::{ElasticMqBackend, LOCAL_REGION};
+pub use local::{ElasticMqBackend, ElasticMqBackendBuilder, LOCAL_REGION};
 
 /// The SQS SDK crate this backend is built on, for [`SqsBackend::sqs_client`].
 pub use aws_sdk_sqs;

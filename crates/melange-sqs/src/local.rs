@@ -10,21 +10,39 @@ use melange_core::envelope::{OutgoingMessage, ReceiptHandle, ReceiveOptions};
 use melange_core::error::BackendError;
 
 use crate::backend::{SqsBackend, default_retry_config, default_timeout_config};
+use crate::endpoint::{EndpointError, check_endpoint};
 
 /// The region local servers are addressed with, as Python Melange's `LocalSQSBackend` does.
 pub const LOCAL_REGION: &str = "us-east-1";
 
 /// The SQS backend on a local SQS + SNS server (ElasticMQ, moto, LocalStack), like Python
-/// Melange's `ElasticMQBackend` / `LocalSQSBackend`: plain HTTP on one endpoint for both SQS
-/// and SNS, region `us-east-1`, dummy static credentials.
+/// Melange's `ElasticMQBackend` / `LocalSQSBackend`: one endpoint for both SQS and SNS, region
+/// `us-east-1`, dummy static credentials.
 ///
 /// It dereferences to [`SqsBackend`] and implements [`MessagingBackend`] the same way.
 ///
-/// ```no_run
-/// use melange_sqs::ElasticMqBackend;
+/// Plain `http://` is accepted only on a loopback host (`localhost`, `127.0.0.0/8`, `::1`);
+/// any other host needs `https://`, or an explicit
+/// [`allow_plain_http`](ElasticMqBackendBuilder::allow_plain_http) for a server on a trusted
+/// private network (a docker-compose service such as `http://elasticmq:9324`). Otherwise the
+/// constructors fail with [`EndpointError::PlainHttp`].
 ///
-/// let backend = ElasticMqBackend::new("localhost", 9324);
-/// # let _ = backend;
+/// ```
+/// use melange_sqs::{ElasticMqBackend, EndpointError};
+///
+/// let backend = ElasticMqBackend::new("localhost", 9324)?;
+/// assert_eq!(backend.endpoint(), "http://localhost:9324");
+///
+/// // Another host on plain HTTP: refused, unless opted in.
+/// assert!(matches!(
+///     ElasticMqBackend::from_endpoint("http://elasticmq:9324"),
+///     Err(EndpointError::PlainHttp { .. })
+/// ));
+/// let compose = ElasticMqBackend::builder("http://elasticmq:9324")
+///     .allow_plain_http(true)
+///     .build()?;
+/// # let _ = (backend, compose);
+/// # Ok::<(), EndpointError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct ElasticMqBackend {
@@ -32,10 +50,36 @@ pub struct ElasticMqBackend {
     endpoint: String,
 }
 
+/// Builds an [`ElasticMqBackend`]: [`ElasticMqBackend::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "call `build` to get the backend"]
+pub struct ElasticMqBackendBuilder {
+    endpoint: String,
+    allow_plain_http: bool,
+}
+
+impl ElasticMqBackendBuilder {
+    /// Accepts a plain `http://` endpoint on a host that is not a loopback address (default
+    /// `false`). Requests, signed with the dummy credentials, then cross the network
+    /// unencrypted: use it only for a server on a trusted private network, such as a
+    /// docker-compose service (`http://elasticmq:9324`).
+    pub fn allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
+    }
+
+    /// Checks the endpoint ([`check_endpoint`]) and builds the backend.
+    pub fn build(self) -> Result<ElasticMqBackend, EndpointError> {
+        check_endpoint(&self.endpoint, self.allow_plain_http)?;
+        Ok(ElasticMqBackend::connect(self.endpoint))
+    }
+}
+
 impl ElasticMqBackend {
     /// A backend on `http://host:port`. A `host` that already has a scheme (`http://localhost`,
-    /// as Python Melange takes it) is used as is.
-    pub fn new(host: &str, port: u16) -> Self {
+    /// as Python Melange takes it) is used as is. Fails with [`EndpointError::PlainHttp`] for
+    /// plain HTTP to a host that is not loopback (see [`builder`](Self::builder)).
+    pub fn new(host: &str, port: u16) -> Result<Self, EndpointError> {
         let host = host.trim_end_matches('/');
         if host.contains("://") {
             Self::from_endpoint(format!("{host}:{port}"))
@@ -44,9 +88,22 @@ impl ElasticMqBackend {
         }
     }
 
-    /// A backend on this endpoint URL (`http://127.0.0.1:4566`), for both SQS and SNS.
-    pub fn from_endpoint(endpoint: impl Into<String>) -> Self {
-        let endpoint = endpoint.into();
+    /// A backend on this endpoint URL (`http://127.0.0.1:4566`), for both SQS and SNS. Fails
+    /// with [`EndpointError::PlainHttp`] for plain HTTP to a host that is not loopback (see
+    /// [`builder`](Self::builder)).
+    pub fn from_endpoint(endpoint: impl Into<String>) -> Result<Self, EndpointError> {
+        Self::builder(endpoint).build()
+    }
+
+    /// Starts a backend on this endpoint URL, with options.
+    pub fn builder(endpoint: impl Into<String>) -> ElasticMqBackendBuilder {
+        ElasticMqBackendBuilder {
+            endpoint: endpoint.into(),
+            allow_plain_http: false,
+        }
+    }
+
+    fn connect(endpoint: String) -> Self {
         let credentials = Credentials::new("x", "x", None, None, "melange-local");
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(2))
@@ -229,12 +286,14 @@ mod tests {
 
     #[test]
     fn timeouts_can_be_replaced_field_by_field() {
-        let backend = ElasticMqBackend::from_endpoint("http://127.0.0.1:9").with_timeout_config(
-            TimeoutConfig::builder()
-                .operation_attempt_timeout(Duration::from_secs(3))
-                .operation_timeout(Duration::from_secs(7))
-                .build(),
-        );
+        let backend = ElasticMqBackend::from_endpoint("http://127.0.0.1:9")
+            .unwrap()
+            .with_timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(Duration::from_secs(3))
+                    .operation_timeout(Duration::from_secs(7))
+                    .build(),
+            );
         assert_eq!(backend.endpoint(), "http://127.0.0.1:9");
         let sqs = backend.sqs_client().config().timeout_config().cloned();
         let sns = backend.sns_client().config().timeout_config().cloned();

@@ -80,7 +80,7 @@ impl Drop for OwnServer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_server_is_waited_out_without_a_busy_loop_and_nothing_is_lost() {
     let server = OwnServer::start();
-    let backend = ElasticMqBackend::from_endpoint(&server.endpoint);
+    let backend = ElasticMqBackend::from_endpoint(&server.endpoint).expect("a loopback endpoint");
     let queue = unique("hang");
     let dlq = format!("{queue}-dlq");
     MessagingBackendFactory::new(backend.clone())
@@ -309,12 +309,14 @@ async fn a_hang_longer_than_the_client_timeouts_is_backed_off_and_nothing_is_los
     let visibility = Duration::from_secs(2);
     let test_started = Instant::now();
     let server = OwnServer::start();
-    let backend = ElasticMqBackend::from_endpoint(&server.endpoint).with_timeout_config(
-        TimeoutConfig::builder()
-            .operation_attempt_timeout(attempt)
-            .operation_timeout(operation)
-            .build(),
-    );
+    let backend = ElasticMqBackend::from_endpoint(&server.endpoint)
+        .unwrap()
+        .with_timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(attempt)
+                .operation_timeout(operation)
+                .build(),
+        );
     let queue = unique("hang-long");
     let dlq = format!("{queue}-dlq");
     MessagingBackendFactory::new(backend.clone())
@@ -377,7 +379,7 @@ async fn a_hang_longer_than_the_client_timeouts_is_backed_off_and_nothing_is_los
         .report(
             "server hang, SIGSTOP 12 s, longer than the 3 s attempt / 4 s operation timeouts \
              (moto)",
-            &ElasticMqBackend::from_endpoint(&server.endpoint),
+            &ElasticMqBackend::from_endpoint(&server.endpoint).unwrap(),
             &queue,
             &dlq,
             &ledger,
@@ -500,7 +502,7 @@ async fn dropped_connections_and_an_unreachable_server_are_backed_off_and_nothin
         .parse()
         .expect("MELANGE_TEST_SQS_ENDPOINT is http://address:port");
     let proxy = Proxy::start(upstream).await;
-    let backend = ElasticMqBackend::from_endpoint(proxy.endpoint());
+    let backend = ElasticMqBackend::from_endpoint(proxy.endpoint()).unwrap();
     let queue = unique("conn-drop");
     let dlq = format!("{queue}-dlq");
     MessagingBackendFactory::new(backend.clone())

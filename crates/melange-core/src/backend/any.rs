@@ -19,7 +19,7 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendError>> + S
 ///
 /// fn backend_from_config(kind: &str) -> AnyBackend {
 ///     match kind {
-///         // "sqs" => AnyBackend::new(melange_sqs::ElasticMqBackend::new("127.0.0.1", 9324)),
+///         // "sqs" => AnyBackend::new(melange_sqs::ElasticMqBackend::new("127.0.0.1", 9324).expect("loopback")),
 ///         _ => AnyBackend::new(InMemoryBackend::new()),
 ///     }
 /// }
