@@ -2,6 +2,7 @@
 //! messages, runs consumers through a fault, and accounts for every message. Results are in
 //! RELIABILITY.md; each scenario prints its row as a `RELIABILITY |...|` line.
 
+mod fuzz_corpus;
 mod harness;
 mod memory;
 mod props;
