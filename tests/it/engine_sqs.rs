@@ -169,10 +169,11 @@ async fn shutdown_releases_unfinished_messages_at_once_on_sqs() {
     };
     let (summary, ()) = tokio::join!(consume.consume_loop(&queue), stopper);
     let summary = summary.unwrap();
-    assert_eq!(
-        (summary.received, summary.released, summary.succeeded),
-        (3, 3, 0)
-    );
+    // Everything received was released, the three unfinished ones at least; a receive still
+    // long-polling at the deadline may take them again, and is waited for and released too.
+    assert_eq!(summary.succeeded, 0);
+    assert_eq!(summary.received, summary.released);
+    assert!(summary.released >= 3, "{summary:?}");
     // Visible again now, not after the 120 s visibility timeout.
     let again = receive_all(&sqs_backend(), &queue, 3, Duration::from_secs(20)).await;
     assert_eq!(again.len(), 3);

@@ -343,7 +343,10 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         {
             self.begin_stop(None);
         }
-        self.stop.is_some() && self.handlers.is_empty() && self.leases.is_empty()
+        self.stop.is_some()
+            && self.handlers.is_empty()
+            && self.leases.is_empty()
+            && self.receives.is_empty()
     }
 
     fn next_timer(&self) -> Option<Instant> {
@@ -423,6 +426,10 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         received: Result<Received, BackendError>,
     ) {
         self.reserved -= reserved;
+        if self.stop.is_some() && self.options.ack_policy != AckPolicy::Early {
+            self.release_received(received);
+            return;
+        }
         let batch = match received {
             Ok(batch) => batch,
             Err(error) if error.is_transient() => {
@@ -914,8 +921,10 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             deadline: Instant::now() + self.options.shutdown_deadline,
             error,
         });
-        self.receives = FuturesUnordered::new();
-        self.reserved = 0;
+        // Receives already sent are not dropped, even past the deadline: the server hands
+        // their messages out whether or not anyone still listens (and a long poll left
+        // running on the server would take the messages released below). They are waited
+        // for (at most the long-poll wait) and what they bring is released at once.
         let waiting: Vec<u64> = self
             .groups
             .drain()
@@ -926,11 +935,30 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         }
     }
 
+    /// Shutting down: a receive sent before the stop brought messages no handler will take;
+    /// make them visible again at once.
+    fn release_received(&mut self, received: Result<Received, BackendError>) {
+        let Ok(batch) = received else {
+            return;
+        };
+        self.summary.received += batch.len() as u64;
+        self.metrics.received.increment(batch.len() as u64);
+        for item in batch {
+            let receipt = match item {
+                Ok(envelope) => envelope.delivery.receipt,
+                Err(malformed) => malformed.delivery.receipt,
+            };
+            self.summary.released += 1;
+            self.releases.push((receipt, Duration::ZERO));
+        }
+    }
+
     /// The shutdown deadline passed: cancel the handlers still running and release their
     /// messages so another consumer takes them at once.
     fn cancel_handlers(&mut self) {
         let cancelled = self.handlers.len();
         self.handlers = FuturesUnordered::new();
+
         self.groups.clear();
         let ids: Vec<u64> = self.leases.keys().copied().collect();
         for id in ids {
