@@ -2,7 +2,7 @@
 //! multi-process mode against the local SQS server (`MELANGE_TEST_SQS_ENDPOINT`).
 //!
 //! The example binaries are built once per test run with `cargo build --examples`, into the
-//! same target directory as this test binary.
+//! same target directory and with the same features as this test binary.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -27,9 +27,21 @@ fn examples_dir() -> &'static PathBuf {
             .unwrap_or("debug");
         let target_dir = profile_dir.parent().expect("a target directory");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // The features this binary was built with: the examples then share its build of
+        // melange (no second build with other features), and `worker` gets Redis with them.
+        let features: Vec<&str> = [
+            ("macros", cfg!(feature = "macros")),
+            ("sqs", cfg!(feature = "sqs")),
+            ("pickle", cfg!(feature = "pickle")),
+            ("redis", cfg!(feature = "redis")),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
         let mut build = Command::new(cargo);
         build
-            .args(["build", "--quiet", "--examples"])
+            .args(["build", "--quiet", "--examples", "--no-default-features"])
+            .arg(format!("--features={}", features.join(",")))
             .arg("--manifest-path")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
             .env("CARGO_TARGET_DIR", target_dir);
@@ -48,7 +60,8 @@ fn examples_dir() -> &'static PathBuf {
     })
 }
 
-fn example(name: &str) -> Command {
+/// A command running the example `name`, with no backend configured.
+pub(crate) fn example(name: &str) -> Command {
     let mut command = Command::new(examples_dir().join(name));
     command
         .env_remove("MELANGE_SQS_ENDPOINT")
@@ -179,6 +192,20 @@ fn dead_letter_in_one_process() {
             "dead letter: invoice INV-2 (received 1 times)",
             "dead letter: invoice INV-4 (received 4 times)",
             "invoices-dlq: 2 message(s)",
+        ],
+    );
+}
+
+#[test]
+fn worker_in_one_process() {
+    let output = run(example("worker"));
+    assert_lines(
+        &output,
+        &[
+            "20 jobs sent to jobs",
+            "job 0 started (receive 1)",
+            "job 19 done",
+            "worker: stopped; 20 jobs done, 20 acknowledged, 0 skipped as duplicates, 0 released",
         ],
     );
 }

@@ -5,7 +5,9 @@ use std::time::Duration;
 use melange::DeduplicationCache;
 use melange::consumer::RedisDeduplicationCache;
 
-fn redis_url() -> String {
+/// The Redis server `scripts/test` starts. Panics, so the test fails rather than skips, when
+/// it is missing.
+pub(crate) fn redis_url() -> String {
     std::env::var("MELANGE_TEST_REDIS_URL").unwrap_or_else(|_| {
         panic!(
             "MELANGE_TEST_REDIS_URL is not set: run the tests with `scripts/test`, which starts \

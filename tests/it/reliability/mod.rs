@@ -5,6 +5,7 @@
 mod fuzz_corpus;
 mod harness;
 mod memory;
+mod process;
 mod props;
 mod security;
 mod sqs;
