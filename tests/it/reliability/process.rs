@@ -83,6 +83,7 @@ impl Log {
         self.summary.expect("the worker printed its summary")[1]
     }
 
+    #[cfg(feature = "redis")]
     fn duplicates(&self) -> u64 {
         self.summary.expect("the worker printed its summary")[2]
     }
