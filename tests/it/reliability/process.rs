@@ -473,7 +473,9 @@ async fn sigkill_mid_batch_then_a_new_worker_with_the_redis_cache_runs_no_record
         "{} jobs started and not recorded: more than the {CONCURRENCY} slots",
         held.len()
     );
-    // What the first worker acknowledged, from the queue (nothing else touches it now).
+    // What the first worker acknowledged, from the queue (nothing else touches it now). A
+    // delete it sent just before the kill may still be on its way to the server: let it land.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let (visible, in_flight) = counts(&backend, &queue).await;
     let acknowledged1 = JOBS - visible - in_flight;
     assert!(
