@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Turns bench/run's raw output into BENCHMARKS.md and bench/results.json.
 
-    report.py OUT_DIR SQS_SERVER SQS_N SQS_PUBLISH_N SQS_ROUNDS SQS_CONCURRENCY PIPELINE_N
+    report.py OUT_DIR TARGET_DIR MODE PIPELINE_N
+
+MODE `all` writes both files from OUT_DIR's raw lines and TARGET_DIR/criterion. MODE `sqs`
+(bench/run sqs) only had the real-server comparison: it replaces the real-server figures
+(keys, target rows, sections) in the existing files and keeps everything else.
 """
 import json
 import os
@@ -13,7 +17,8 @@ import sys
 import datetime
 
 out = pathlib.Path(sys.argv[1])
-sqs_server, sqs_n, publish_n, rounds, concurrency, pipeline_n = sys.argv[2:8]
+target_dir = pathlib.Path(sys.argv[2])
+mode, pipeline_n = sys.argv[3:5]
 root = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -33,12 +38,12 @@ def cmd(*args):
 
 # Criterion: mean of every benchmark, keyed by its directory under target/criterion.
 crit = {}
-for est in (root / "target/criterion").glob("**/new/estimates.json"):
-    key = str(est.parent.parent.relative_to(root / "target/criterion"))
+for est in (target_dir / "criterion").glob("**/new/estimates.json"):
+    key = str(est.parent.parent.relative_to(target_dir / "criterion"))
     crit[key] = json.loads(est.read_text())["mean"]["point_estimate"]
 
 inproc = lines("inprocess.jsonl")
-sqs = lines("sqs.jsonl")
+servers = {s["server"]: s for s in lines("sqs-servers.jsonl")}
 
 
 def median(values):
@@ -55,39 +60,91 @@ def pipe_lat(contender, c, key):
                    if r["bench"] == "pipeline" and r["contender"] == contender and r["concurrency"] == c])
 
 
-def sqs_rate(bench):
-    return median([r["msgs_per_s"] for r in sqs if r["bench"] == bench])
-
-
 latency = [r for r in inproc if r["bench"] == "latency_model"]
 rss_idle = next((r for r in inproc if r["bench"] == "rss_idle"), {})
 rss_backlog = next((r for r in inproc if r["bench"] == "rss_backlog"), {})
 
 dispatch = {n: (crit.get(f"dispatch_{n}/generated"), crit.get(f"dispatch_{n}/hand_written")) for n in (1, 10, 100)}
 ratio = lambda a, b: (a / b) if a and b else float("nan")  # noqa: E731
+rounded = lambda d: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}  # noqa: E731
 
-results = {
-    "dispatch_overhead_ratio": ratio(*dispatch[100]),
-    "pipeline_msgs_per_s": pipe("melange", 8),
-    "pipeline_vs_channel_ratio": ratio(pipe("melange", 8), pipe("channel", 8)),
-    "latency_model_min_ratio": min((r["ratio"] for r in latency), default=float("nan")),
-    "sqs_vs_raw_sdk_ratio": ratio(sqs_rate("consume_melange"), sqs_rate("consume_sdk")),
-    "sqs_vs_python_melange_ratio": ratio(sqs_rate("consume_melange"), sqs_rate("consume_python")),
-    "sqs_vs_node_sqs_consumer_ratio": ratio(sqs_rate("consume_melange"), sqs_rate("consume_node")),
-    "publish_vs_raw_sdk_ratio": ratio(sqs_rate("publish_melange"), sqs_rate("publish_sdk")),
-    "publish_vs_python_melange_ratio": ratio(sqs_rate("publish_melange"), sqs_rate("publish_python")),
-    "rss_idle_mb": rss_idle.get("peak_rss_mb"),
-    "rss_backlog_mb": rss_backlog.get("peak_rss_mb"),
-    "rss_backlog_before_consume_mb": rss_backlog.get("rss_before_consume_mb"),
-    "sqs_server": sqs_server,
-    "sqs_messages_per_run": int(sqs_n),
-    "sqs_publish_messages_per_run": int(publish_n),
-    "sqs_rounds": int(rounds),
-    "sqs_concurrency": int(concurrency),
-    "pipeline_messages_per_run": int(pipeline_n),
+CONSUME = [("melange (SimpleConsumerHandler)", "consume_melange"), ("raw aws-sdk-sqs loop", "consume_sdk"),
+           ("Python Melange 7.2.0 MessageDispatcher", "consume_python"), ("Node sqs-consumer (batch handler)", "consume_node")]
+PUBLISH = [("melange QueuePublisher::publish_batch", "publish_melange"), ("raw SendMessageBatch", "publish_sdk"),
+           ("Python Melange QueuePublisher (one per call)", "publish_python")]
+
+
+def server_figures(name):
+    """The medians and ratios of one server's interleaved runs, or why it did not run."""
+    meta = servers.get(name)
+    if meta is None:
+        return None
+    if not meta["available"]:
+        return {"server": meta["label"], "available": False, "reason": meta["reason"]}
+    runs = lines(f"sqs-{name}.jsonl")
+    rate = {bench: median([r["msgs_per_s"] for r in runs if r["bench"] == bench]) for _, bench in CONSUME + PUBLISH}
+    return rounded({
+        "server": meta["label"],
+        "available": True,
+        "sqs_vs_raw_sdk_ratio": ratio(rate["consume_melange"], rate["consume_sdk"]),
+        "sqs_vs_python_melange_ratio": ratio(rate["consume_melange"], rate["consume_python"]),
+        "sqs_vs_node_sqs_consumer_ratio": ratio(rate["consume_melange"], rate["consume_node"]),
+        "publish_vs_raw_sdk_ratio": ratio(rate["publish_melange"], rate["publish_sdk"]),
+        "publish_vs_python_melange_ratio": ratio(rate["publish_melange"], rate["publish_python"]),
+        **{f"{bench}_msgs_per_s": v for bench, v in rate.items()},
+        "messages_per_run": meta["n"],
+        "publish_messages_per_run": meta["publish_n"],
+        "python_messages_per_run": meta["python_n"],
+        "python_publish_messages_per_run": meta["python_publish_n"],
+        "rounds": meta["rounds"],
+        "concurrency": meta["concurrency"],
+        "runs": runs,
+    })
+
+
+per_server = {name: server_figures(name) for name in ("moto", "localstack")}
+per_server = {k: v for k, v in per_server.items() if v is not None}
+# The headline real-server figures: LocalStack when it ran (moto bottlenecks every contender).
+headline_name = next((n for n in ("localstack", "moto") if per_server.get(n, {}).get("available")), None)
+headline = per_server.get(headline_name, {})
+localstack_note = None
+if not per_server.get("localstack", {}).get("available", False):
+    reason = per_server.get("localstack", {}).get("reason") or "not run (SQS_SERVERS)"
+    localstack_note = f"LocalStack unavailable: {reason}. The real-server figures are from moto_server only."
+
+SQS_KEYS = ["sqs_vs_raw_sdk_ratio", "sqs_vs_python_melange_ratio", "sqs_vs_node_sqs_consumer_ratio",
+            "publish_vs_raw_sdk_ratio", "publish_vs_python_melange_ratio"]
+sqs_results = {
+    **{k: headline.get(k, float("nan")) for k in SQS_KEYS},
+    "sqs_server": headline.get("server", "none"),
+    "sqs_messages_per_run": headline.get("messages_per_run"),
+    "sqs_publish_messages_per_run": headline.get("publish_messages_per_run"),
+    "sqs_rounds": headline.get("rounds"),
+    "sqs_concurrency": headline.get("concurrency"),
+    "localstack_unavailable": localstack_note,
+    **{name: {k: v for k, v in fig.items() if k != "runs"} for name, fig in per_server.items()},
 }
-results = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in results.items()}
-(root / "bench/results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+results_path = root / "bench/results.json"
+if mode == "sqs":
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    for stale in ("moto", "localstack"):
+        results.pop(stale, None)
+    results.update(sqs_results)
+else:
+    results = {
+        "dispatch_overhead_ratio": ratio(*dispatch[100]),
+        "pipeline_msgs_per_s": pipe("melange", 8),
+        "pipeline_vs_channel_ratio": ratio(pipe("melange", 8), pipe("channel", 8)),
+        "latency_model_min_ratio": min((r["ratio"] for r in latency), default=float("nan")),
+        **sqs_results,
+        "rss_idle_mb": rss_idle.get("peak_rss_mb"),
+        "rss_backlog_mb": rss_backlog.get("peak_rss_mb"),
+        "rss_backlog_before_consume_mb": rss_backlog.get("rss_before_consume_mb"),
+        "pipeline_messages_per_run": int(pipeline_n),
+    }
+results = rounded(results)
+results_path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def fmt(v, digits=2):
@@ -102,8 +159,112 @@ def target(ok):
     return "met" if ok else "**missed**"
 
 
+def at_least(v, bound):
+    return isinstance(v, (int, float)) and v == v and v >= bound
+
+
+# --- the real-server parts of BENCHMARKS.md (replaced on their own by `bench/run sqs`) -------
+short = {"localstack": "LocalStack", "moto": "moto_server"}
+sqs_header = [f"- SQS servers: {'; '.join(f['server'] for f in per_server.values() if f.get('available')) or 'none'}"
+              + (f" — headline figures from {short[headline_name]}" if headline_name else "")]
+if localstack_note:
+    sqs_header.append(f"- **{localstack_note}**")
+on = f" ({short[headline_name]})" if headline_name else ""
+sqs_targets = [
+    f"| Real server{on} ≥ 0.9× raw SDK loop | {fmt(results['sqs_vs_raw_sdk_ratio'])}× | {target(at_least(results['sqs_vs_raw_sdk_ratio'], 0.9))} |",
+    f"| Real server{on} ≥ 10× Python Melange | {fmt(results['sqs_vs_python_melange_ratio'])}× | {target(at_least(results['sqs_vs_python_melange_ratio'], 10))} |",
+    f"| Real server{on} ≥ 1.5× Node sqs-consumer | {fmt(results['sqs_vs_node_sqs_consumer_ratio'])}× | {target(at_least(results['sqs_vs_node_sqs_consumer_ratio'], 1.5))} |",
+]
+sqs_sections = []
+for name, fig in per_server.items():
+    sqs_sections += [f"## Real server: {short[name]}", ""]
+    if not fig["available"]:
+        sqs_sections += [f"**Not run: {fig['reason']}**", ""]
+        continue
+    runs = lines(f"sqs-{name}.jsonl")
+    sqs_sections += [
+        f"{fig['server']} on 127.0.0.1, started by `bench/run`. Each contender consumes "
+        f"{fig['messages_per_run']:,} pre-published messages per round (Python Melange "
+        f"{fig['python_messages_per_run']:,}: it handles and deletes one message per call), and "
+        f"publishes {fig['publish_messages_per_run']:,} (Python Melange {fig['python_publish_messages_per_run']:,}); "
+        f"{fig['rounds']} interleaved rounds, medians; concurrency {fig['concurrency']} "
+        "(receivers / sqs-consumer instances / publishing tasks, batches of 10, long poll 1 s; "
+        "Python Melange: 1, it has no setting). Timing ends when the last message is deleted.",
+        "",
+        "| Consume | msg/s (median) | runs (msg/s) | melange ÷ contender |",
+        "|---|---|---|---|",
+    ]
+    for label, bench in CONSUME:
+        each = ", ".join(fmt(r["msgs_per_s"], 0) for r in runs if r["bench"] == bench)
+        sqs_sections.append(f"| {label} | {fmt(fig[bench + '_msgs_per_s'])} | {each} "
+                            f"| {fmt(ratio(fig['consume_melange_msgs_per_s'], fig[bench + '_msgs_per_s']))}× |")
+    sqs_sections += ["", "| Publish | msg/s (median) | runs (msg/s) | melange ÷ contender |", "|---|---|---|---|"]
+    for label, bench in PUBLISH:
+        each = ", ".join(fmt(r["msgs_per_s"], 0) for r in runs if r["bench"] == bench)
+        sqs_sections.append(f"| {label} | {fmt(fig[bench + '_msgs_per_s'])} | {each} "
+                            f"| {fmt(ratio(fig['publish_melange_msgs_per_s'], fig[bench + '_msgs_per_s']))}× |")
+    sqs_sections.append("")
+reproduce = [
+    "## Reproduce",
+    "",
+    "`bench/run` runs everything; `bench/run sqs` (or `BENCH_ONLY=sqs bench/run`) only the "
+    "real-server comparison, merged into the existing files. Environment: `SQS_N`, "
+    "`SQS_PUBLISH_N`, `SQS_ROUNDS` (moto), `LOCALSTACK_SQS_N`, `LOCALSTACK_SQS_PUBLISH_N`, "
+    "`LOCALSTACK_SQS_ROUNDS`, `LOCALSTACK_PYTHON_N`, `LOCALSTACK_PYTHON_PUBLISH_N` (LocalStack), "
+    "`SQS_CONCURRENCY`, `SQS_SERVERS`, `PIPELINE_N`. Raw per-run lines land in the cargo target "
+    "directory under `bench-run/`.",
+    "",
+]
+
 cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
 machine = f"{platform.machine()}, {os.cpu_count()} cores ({cpu_model}), {platform.system()} {platform.release()}"
+bench_md = root / "BENCHMARKS.md"
+notes = root / "bench/NOTES.md"
+
+
+def splice(old):
+    """`bench/run sqs`: the existing file with its real-server parts (and the notes) replaced."""
+    text = old.split("\n")
+    result, i, done = [], 0, set()
+
+    def once(key, lines_):
+        if key not in done:
+            result.extend(lines_)
+            done.add(key)
+
+    while i < len(text):
+        line = text[i]
+        if line.startswith("- SQS server") or line.startswith("- **LocalStack unavailable"):
+            once("header", sqs_header)
+        elif line.startswith("- Sizes:") and "; real server" in line:
+            result.append(line.split("; real server")[0] + "; real-server sizes in their sections.")
+        elif line.startswith("| Real server"):
+            once("targets", sqs_targets)
+        elif line.startswith("## Real server") or line.startswith("## Reproduce"):
+            real = line.startswith("## Real server")
+            once("sections" if real else "reproduce", sqs_sections if real else reproduce)
+            i += 1
+            while i < len(text) and not text[i].startswith("## "):
+                i += 1
+            continue
+        elif line.startswith("## Findings (hand-written"):
+            break
+        else:
+            result.append(line)
+        i += 1
+    if "sections" not in done:
+        result += sqs_sections
+    if "reproduce" not in done:
+        result += reproduce
+    if notes.exists():
+        result += [notes.read_text().rstrip(), ""]
+    return "\n".join(result)
+
+
+if mode == "sqs" and bench_md.exists():
+    bench_md.write_text(splice(bench_md.read_text()))
+    sys.exit(0)
+
 md = [
     "# Benchmarks",
     "",
@@ -113,10 +274,9 @@ md = [
     "",
     f"- Machine: {machine}",
     f"- Toolchain: {cmd('rustc', '--version')}; Python {platform.python_version()}; Node {cmd('node', '--version')}",
-    f"- SQS server: {sqs_server}",
+    *sqs_header,
     f"- Sizes: pipeline {int(pipeline_n):,} messages per run (median of interleaved rounds); "
-    f"real server {sqs_n} messages consumed per contender and round, {publish_n} published, "
-    f"{rounds} rounds (medians), concurrency {concurrency} (Python Melange: 1, it has no setting).",
+    "real-server sizes in their sections.",
     "",
     "## Targets",
     "",
@@ -126,9 +286,7 @@ md = [
     f"| Pipeline ≥ 0.5× bare channel (concurrency 8) | {fmt(results['pipeline_vs_channel_ratio'])}× | {target(results['pipeline_vs_channel_ratio'] >= 0.5)} |",
     f"| Pipeline ≥ 1,000,000 msg/s (concurrency 8) | {fmt(results['pipeline_msgs_per_s'])} msg/s | {target(results['pipeline_msgs_per_s'] >= 1e6)} |",
     f"| Latency model ≥ 0.8× bound, every setting | min {fmt(results['latency_model_min_ratio'])}× | {target(results['latency_model_min_ratio'] >= 0.8)} |",
-    f"| Real server ≥ 0.9× raw SDK loop | {fmt(results['sqs_vs_raw_sdk_ratio'])}× | {target(results['sqs_vs_raw_sdk_ratio'] >= 0.9)} |",
-    f"| Real server ≥ 10× Python Melange | {fmt(results['sqs_vs_python_melange_ratio'])}× | {target(results['sqs_vs_python_melange_ratio'] >= 10)} |",
-    f"| Real server ≥ 1.5× Node sqs-consumer | {fmt(results['sqs_vs_node_sqs_consumer_ratio'])}× | {target(results['sqs_vs_node_sqs_consumer_ratio'] >= 1.5)} |",
+    *sqs_targets,
     "",
     "## Micro benchmarks (criterion, mean time)",
     "",
@@ -169,28 +327,9 @@ md += [
 ]
 for r in latency:
     md.append(f"| {r['receivers']} | {r['max_in_flight']} | {r['messages']} | {fmt(r['msgs_per_s'])} | {fmt(r['bound_msgs_per_s'])} | {fmt(r['ratio'])}× |")
+md.append("")
+md += sqs_sections
 md += [
-    "",
-    "## Real server: consume pre-published messages",
-    "",
-    "| Contender | msg/s (median) | melange ÷ contender |",
-    "|---|---|---|",
-]
-for label, bench in [("melange (SimpleConsumerHandler)", "consume_melange"), ("raw aws-sdk-sqs loop", "consume_sdk"),
-                     ("Python Melange 7.2.0 MessageDispatcher", "consume_python"), ("Node sqs-consumer (batch handler)", "consume_node")]:
-    md.append(f"| {label} | {fmt(sqs_rate(bench))} | {fmt(ratio(sqs_rate('consume_melange'), sqs_rate(bench)))}× |")
-md += [
-    "",
-    "## Real server: publish",
-    "",
-    "| Contender | msg/s (median) | melange ÷ contender |",
-    "|---|---|---|",
-]
-for label, bench in [("melange QueuePublisher::publish_batch", "publish_melange"), ("raw SendMessageBatch", "publish_sdk"),
-                     ("Python Melange QueuePublisher (one per call)", "publish_python")]:
-    md.append(f"| {label} | {fmt(sqs_rate(bench))} | {fmt(ratio(sqs_rate('publish_melange'), sqs_rate(bench)))}× |")
-md += [
-    "",
     "## Memory (peak RSS, VmHWM)",
     "",
     f"- Consumer idle on an empty in-memory queue: {fmt(rss_idle.get('peak_rss_mb'), 1)} MB.",
@@ -199,13 +338,8 @@ md += [
     f"same process before consuming) {fmt(rss_backlog.get('rss_before_consume_mb'), 1)} MB; "
     "the consumer's prefetch is bounded by `max_in_flight` (64 here).",
     "",
-    "## Reproduce",
-    "",
-    "`bench/run` (environment: `SQS_N`, `SQS_PUBLISH_N`, `SQS_ROUNDS`, `SQS_CONCURRENCY`, "
-    "`PIPELINE_N`). Raw per-run lines land in `target/bench-run/`.",
-    "",
 ]
-notes = root / "bench/NOTES.md"
+md += reproduce
 if notes.exists():
     md += [notes.read_text().rstrip(), ""]
 (root / "BENCHMARKS.md").write_text("\n".join(md))

@@ -1,5 +1,7 @@
 // Node sqs-consumer peer: consume N messages with a batch handler (10 per receive), CONCURRENCY
 // Consumer instances polling in parallel (sqs-consumer polls one receive at a time each).
+// The clock stops when the N-th message is deleted ("message_processed" is emitted after
+// DeleteMessageBatch), as for the other contenders.
 // Usage: node consume.js ENDPOINT QUEUE N CONCURRENCY  -> one JSON line.
 const { Consumer } = require("sqs-consumer");
 const { SQSClient, GetQueueUrlCommand } = require("@aws-sdk/client-sqs");
@@ -14,7 +16,6 @@ async function main() {
     credentials: { accessKeyId: "x", secretAccessKey: "x" },
   });
   const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: queue }));
-  let handled = 0;
   let deleted = 0;
   const start = process.hrtime.bigint();
   await new Promise((resolve) => {
@@ -30,14 +31,13 @@ async function main() {
           for (const message of messages) {
             const body = JSON.parse(message.Body);
             JSON.parse(body.Message);
-            handled++;
           }
           return messages;
         },
       });
-      consumer.on("response_processed", () => {
-        deleted = handled;
-        if (deleted >= n) {
+      consumer.on("message_processed", () => {
+        deleted++;
+        if (deleted === n) {
           consumers.forEach((c) => c.stop());
           resolve();
         }
