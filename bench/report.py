@@ -83,6 +83,10 @@ def server_figures(name):
         return {"server": meta["label"], "available": False, "reason": meta["reason"]}
     runs = lines(f"sqs-{name}.jsonl")
     rate = {bench: median([r["msgs_per_s"] for r in runs if r["bench"] == bench]) for _, bench in CONSUME + PUBLISH}
+    # Client CPU (user + system of the contender's process while measured) per message: what
+    # separates the clients when the server is the bottleneck.
+    cpu = {bench: median([1e6 * r["cpu_s"] / r["messages"] for r in runs if r["bench"] == bench and "cpu_s" in r])
+           for _, bench in CONSUME + PUBLISH}
     return rounded({
         "server": meta["label"],
         "available": True,
@@ -91,7 +95,11 @@ def server_figures(name):
         "sqs_vs_node_sqs_consumer_ratio": ratio(rate["consume_melange"], rate["consume_node"]),
         "publish_vs_raw_sdk_ratio": ratio(rate["publish_melange"], rate["publish_sdk"]),
         "publish_vs_python_melange_ratio": ratio(rate["publish_melange"], rate["publish_python"]),
+        "sqs_client_cpu_vs_raw_sdk_ratio": ratio(cpu["consume_melange"], cpu["consume_sdk"]),
+        "sqs_client_cpu_vs_node_sqs_consumer_ratio": ratio(cpu["consume_melange"], cpu["consume_node"]),
+        "publish_client_cpu_vs_raw_sdk_ratio": ratio(cpu["publish_melange"], cpu["publish_sdk"]),
         **{f"{bench}_msgs_per_s": v for bench, v in rate.items()},
+        **{f"{bench}_cpu_us_per_msg": v for bench, v in cpu.items()},
         "messages_per_run": meta["n"],
         "publish_messages_per_run": meta["publish_n"],
         "python_messages_per_run": meta["python_n"],
@@ -113,7 +121,7 @@ if not per_server.get("localstack", {}).get("available", False):
     localstack_note = f"LocalStack unavailable: {reason}. The real-server figures are from moto_server only."
 
 SQS_KEYS = ["sqs_vs_raw_sdk_ratio", "sqs_vs_python_melange_ratio", "sqs_vs_node_sqs_consumer_ratio",
-            "publish_vs_raw_sdk_ratio", "publish_vs_python_melange_ratio"]
+            "publish_vs_raw_sdk_ratio", "publish_vs_python_melange_ratio", "sqs_client_cpu_vs_raw_sdk_ratio"]
 sqs_results = {
     **{k: headline.get(k, float("nan")) for k in SQS_KEYS},
     "sqs_server": headline.get("server", "none"),
@@ -189,20 +197,24 @@ for name, fig in per_server.items():
         f"publishes {fig['publish_messages_per_run']:,} (Python Melange {fig['python_publish_messages_per_run']:,}); "
         f"{fig['rounds']} interleaved rounds, medians; concurrency {fig['concurrency']} "
         "(receivers / sqs-consumer instances / publishing tasks, batches of 10, long poll 1 s; "
-        "Python Melange: 1, it has no setting). Timing ends when the last message is deleted.",
-        "",
-        "| Consume | msg/s (median) | runs (msg/s) | melange ÷ contender |",
-        "|---|---|---|---|",
+        "Python Melange: 1, it has no setting). Timing ends when the last message is deleted. "
+        "Client CPU: user + system time of the contender's process during the measured part, "
+        "per message (lower is better; it separates the clients when the server is the bottleneck).",
     ]
-    for label, bench in CONSUME:
-        each = ", ".join(fmt(r["msgs_per_s"], 0) for r in runs if r["bench"] == bench)
-        sqs_sections.append(f"| {label} | {fmt(fig[bench + '_msgs_per_s'])} | {each} "
-                            f"| {fmt(ratio(fig['consume_melange_msgs_per_s'], fig[bench + '_msgs_per_s']))}× |")
-    sqs_sections += ["", "| Publish | msg/s (median) | runs (msg/s) | melange ÷ contender |", "|---|---|---|---|"]
-    for label, bench in PUBLISH:
-        each = ", ".join(fmt(r["msgs_per_s"], 0) for r in runs if r["bench"] == bench)
-        sqs_sections.append(f"| {label} | {fmt(fig[bench + '_msgs_per_s'])} | {each} "
-                            f"| {fmt(ratio(fig['publish_melange_msgs_per_s'], fig[bench + '_msgs_per_s']))}× |")
+    for kind, contenders in (("Consume", CONSUME), ("Publish", PUBLISH)):
+        mel = "consume_melange" if kind == "Consume" else "publish_melange"
+        sqs_sections += [
+            "",
+            f"| {kind} | msg/s (median) | runs (msg/s) | melange ÷ contender | client CPU µs/msg | melange CPU ÷ contender CPU |",
+            "|---|---|---|---|---|---|",
+        ]
+        for label, bench in contenders:
+            each = ", ".join(fmt(r["msgs_per_s"], 0) for r in runs if r["bench"] == bench)
+            sqs_sections.append(
+                f"| {label} | {fmt(fig[bench + '_msgs_per_s'])} | {each} "
+                f"| {fmt(ratio(fig[mel + '_msgs_per_s'], fig[bench + '_msgs_per_s']))}× "
+                f"| {fmt(fig[bench + '_cpu_us_per_msg'], 0)} "
+                f"| {fmt(ratio(fig[mel + '_cpu_us_per_msg'], fig[bench + '_cpu_us_per_msg']))}× |")
     sqs_sections.append("")
 reproduce = [
     "## Reproduce",

@@ -3,12 +3,14 @@
 //!
 //! Environment: `MELANGE_BENCH_ENDPOINT` (`http://127.0.0.1:PORT`), `MELANGE_BENCH_MODE`,
 //! `MELANGE_BENCH_QUEUE`, `MELANGE_BENCH_N` (messages), `MELANGE_BENCH_CONCURRENCY` (parallel
-//! receives or publishers, each of batches of 10). Modes, each printing one JSON line:
+//! receives or publishers, each of batches of 10). Modes, each printing one JSON line with the
+//! wall-clock `seconds` and the process's CPU time `cpu_s` of the measured part:
 //! - `fill`: create the queue and send N messages in Python Melange's queue format with the
 //!   raw SDK (`SendMessageBatch`); the setup of every consume run.
 //! - `consume_melange`: `SimpleConsumerHandler` + `#[listener]` on `ElasticMqBackend`,
-//!   `batch_size` 10, `receivers` = concurrency, `max_in_flight` = 10 × concurrency; stops
-//!   (flushing its acknowledgements) once N messages were handled.
+//!   `batch_size` 10, `receivers` = concurrency, `max_in_flight` = 10 × concurrency, long
+//!   poll 1 s, on a runtime worker; stops (flushing its acknowledgements) once N messages were
+//!   handled. The queue URL is resolved before the clock starts, as for the other contenders.
 //! - `consume_sdk`: the hand-written loop: concurrency tasks each `ReceiveMessage` (10, long
 //!   poll 1 s) → parse body + content with serde_json → `DeleteMessageBatch`; the clock stops
 //!   when the N-th message is deleted (the other tasks' pending receives are dropped).
@@ -121,10 +123,10 @@ where
     }
 }
 
-async fn publish_sdk(env: &Env) -> f64 {
+async fn publish_sdk(env: &Env) -> (f64, f64) {
     let client = sdk_client(&env.endpoint);
     let url = queue_url(&client, &env.queue).await;
-    let start = Instant::now();
+    let clock = Clock::start();
     in_batches(env.n, env.concurrency, move |from, to| {
         let client = client.clone();
         let url = url.clone();
@@ -140,10 +142,10 @@ async fn publish_sdk(env: &Env) -> f64 {
         }
     })
     .await;
-    start.elapsed().as_secs_f64()
+    clock.stop()
 }
 
-async fn publish_melange(env: &Env) -> f64 {
+async fn publish_melange(env: &Env) -> (f64, f64) {
     let backend = ElasticMqBackend::builder(&env.endpoint)
         .allow_plain_http(true)
         .build()
@@ -154,7 +156,7 @@ async fn publish_melange(env: &Env) -> f64 {
         .unwrap();
     let publisher = Arc::new(QueuePublisher::new(SerializerRegistry::default(), backend));
     let queue: Arc<str> = env.queue.as_str().into();
-    let start = Instant::now();
+    let clock = Clock::start();
     in_batches(env.n, env.concurrency, move |from, to| {
         let publisher = publisher.clone();
         let queue = queue.clone();
@@ -165,7 +167,7 @@ async fn publish_melange(env: &Env) -> f64 {
         }
     })
     .await;
-    start.elapsed().as_secs_f64()
+    clock.stop()
 }
 
 struct Bench {
@@ -184,11 +186,14 @@ impl Bench {
     }
 }
 
-async fn consume_melange(env: &Env) -> f64 {
+async fn consume_melange(env: &Env) -> (f64, f64) {
     let backend = ElasticMqBackend::builder(&env.endpoint)
         .allow_plain_http(true)
         .build()
         .unwrap();
+    // Resolve (and cache) the queue URL before the clock starts, as the raw SDK loop and the
+    // Node peer do; `consume_loop` still reads the queue's attributes (one call) when it starts.
+    backend.queue_url(&env.queue).await.unwrap();
     let shutdown = Shutdown::new();
     let handler = SimpleConsumerHandler::new(
         Bench {
@@ -207,11 +212,16 @@ async fn consume_melange(env: &Env) -> f64 {
             .max_in_flight(10 * env.concurrency)
             .wait_time(Duration::from_secs(1)),
     );
-    let start = Instant::now();
-    let summary = handler.consume_loop(&env.queue).await.unwrap();
-    let elapsed = start.elapsed().as_secs_f64();
+    let queue = env.queue.clone();
+    let clock = Clock::start();
+    // On a runtime worker, like the raw SDK loop's tasks (not on the `block_on` thread).
+    let summary = tokio::spawn(async move { handler.consume_loop(&queue).await })
+        .await
+        .unwrap()
+        .unwrap();
+    let measured = clock.stop();
     assert!(summary.acknowledged >= env.n, "{summary:?}");
-    elapsed
+    measured
 }
 
 #[derive(Deserialize)]
@@ -220,7 +230,7 @@ struct QueueBody {
     message: String,
 }
 
-async fn consume_sdk(env: &Env) -> f64 {
+async fn consume_sdk(env: &Env) -> (f64, f64) {
     let client = sdk_client(&env.endpoint);
     let url = queue_url(&client, &env.queue).await;
     let handled = Arc::new(AtomicU64::new(0));
@@ -229,7 +239,7 @@ async fn consume_sdk(env: &Env) -> f64 {
     // stops on the last deletion), rather than after every task's pending long poll returns.
     let done = Arc::new(tokio::sync::Notify::new());
     let n = env.n;
-    let start = Instant::now();
+    let clock = Clock::start();
     let tasks: Vec<_> = (0..env.concurrency)
         .map(|_| {
             let (client, url) = (client.clone(), url.clone());
@@ -280,11 +290,49 @@ async fn consume_sdk(env: &Env) -> f64 {
         })
         .collect();
     done.notified().await;
-    let elapsed = start.elapsed().as_secs_f64();
+    let measured = clock.stop();
     for task in tasks {
         task.abort();
     }
-    elapsed
+    measured
+}
+
+/// CPU time (user + system) of this process so far, in seconds, from `/proc/self/stat`
+/// (clock ticks of 10 ms; Linux only, 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name, which is in parentheses and may contain spaces:
+    // utime and stime are the 14th and 15th fields, so the 12th and 13th after it.
+    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let ticks: f64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse::<f64>().unwrap_or(0.0))
+        .sum();
+    ticks / 100.0
+}
+
+/// Wall-clock and CPU time of the measured part of a run.
+struct Clock {
+    wall: Instant,
+    cpu: f64,
+}
+
+impl Clock {
+    fn start() -> Self {
+        Self {
+            wall: Instant::now(),
+            cpu: cpu_seconds(),
+        }
+    }
+
+    /// (wall seconds, CPU seconds of the whole process) since `start`.
+    fn stop(&self) -> (f64, f64) {
+        (self.wall.elapsed().as_secs_f64(), cpu_seconds() - self.cpu)
+    }
 }
 
 fn main() {
@@ -305,7 +353,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let seconds = runtime.block_on(async {
+    let (seconds, cpu) = runtime.block_on(async {
         match mode.as_str() {
             "fill" => publish_sdk(&env).await,
             "publish_sdk" => publish_sdk(&env).await,
@@ -321,7 +369,7 @@ fn main() {
         serde_json::json!({
             "bench": mode, "contender": contender, "messages": env.n,
             "concurrency": env.concurrency, "seconds": seconds,
-            "msgs_per_s": env.n as f64 / seconds,
+            "msgs_per_s": env.n as f64 / seconds, "cpu_s": cpu,
         })
     );
 }

@@ -18,6 +18,7 @@ async function main() {
   const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: queue }));
   let deleted = 0;
   const start = process.hrtime.bigint();
+  const cpuStart = process.cpuUsage();
   await new Promise((resolve) => {
     const consumers = [];
     for (let i = 0; i < concurrency; i++) {
@@ -48,9 +49,10 @@ async function main() {
     }
   });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const cpu = process.cpuUsage(cpuStart);
   console.log(JSON.stringify({
     bench: "consume_node", contender: "node", messages: n, concurrency, seconds,
-    msgs_per_s: n / seconds,
+    msgs_per_s: n / seconds, cpu_s: (cpu.user + cpu.system) / 1e6,
   }));
   process.exit(0);
 }
