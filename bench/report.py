@@ -179,9 +179,9 @@ if localstack_note:
     sqs_header.append(f"- **{localstack_note}**")
 on = f" ({short[headline_name]})" if headline_name else ""
 sqs_targets = [
-    f"| Real server{on} ≥ 0.9× raw SDK loop | {fmt(results['sqs_vs_raw_sdk_ratio'])}× | {target(at_least(results['sqs_vs_raw_sdk_ratio'], 0.9))} |",
-    f"| Real server{on} ≥ 10× Python Melange | {fmt(results['sqs_vs_python_melange_ratio'])}× | {target(at_least(results['sqs_vs_python_melange_ratio'], 10))} |",
-    f"| Real server{on} ≥ 1.5× Node sqs-consumer | {fmt(results['sqs_vs_node_sqs_consumer_ratio'])}× | {target(at_least(results['sqs_vs_node_sqs_consumer_ratio'], 1.5))} |",
+    f"| Real server{on} ≥ 0.9× raw SDK loop | {fmt(results['sqs_vs_raw_sdk_ratio'], 3)}× | {target(at_least(results['sqs_vs_raw_sdk_ratio'], 0.9))} |",
+    f"| Real server{on} ≥ 10× Python Melange | {fmt(results['sqs_vs_python_melange_ratio'], 3)}× | {target(at_least(results['sqs_vs_python_melange_ratio'], 10))} |",
+    f"| Real server{on} ≥ 1.5× Node sqs-consumer | {fmt(results['sqs_vs_node_sqs_consumer_ratio'], 3)}× | {target(at_least(results['sqs_vs_node_sqs_consumer_ratio'], 1.5))} |",
 ]
 sqs_sections = []
 for name, fig in per_server.items():

@@ -14,6 +14,7 @@
 //! - `consume_sdk`: the hand-written loop: concurrency tasks each `ReceiveMessage` (10, long
 //!   poll 1 s) → parse body + content with serde_json → `DeleteMessageBatch`; the clock stops
 //!   when the N-th message is deleted (the other tasks' pending receives are dropped).
+//! - `delete`: delete the queue (LocalStack keeps every queue until it stops).
 //! - `publish_melange` / `publish_sdk`: N messages in batches of 10 with `QueuePublisher::
 //!   publish_batch` or raw `SendMessageBatch`, concurrency tasks in parallel.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -360,6 +361,12 @@ fn main() {
             "publish_melange" => publish_melange(&env).await,
             "consume_melange" => consume_melange(&env).await,
             "consume_sdk" => consume_sdk(&env).await,
+            "delete" => {
+                let client = sdk_client(&env.endpoint);
+                let url = queue_url(&client, &env.queue).await;
+                client.delete_queue().queue_url(url).send().await.unwrap();
+                (0.0, 0.0)
+            }
             other => panic!("unknown MELANGE_BENCH_MODE {other}"),
         }
     });
