@@ -9,8 +9,10 @@
 //!   raw SDK (`SendMessageBatch`); the setup of every consume run.
 //! - `consume_melange`: `SimpleConsumerHandler` + `#[listener]` on `ElasticMqBackend`,
 //!   `batch_size` 10, `receivers` = concurrency, `max_in_flight` = 10 × concurrency, long
-//!   poll 1 s, on a runtime worker; stops (flushing its acknowledgements) once N messages were
-//!   handled. The queue URL is resolved before the clock starts, as for the other contenders.
+//!   poll 1 s, on a runtime worker; shuts down once N messages were handled. The clock stops at
+//!   the N-th deletion (counted by a wrapper around the backend), as for the other contenders;
+//!   `shutdown_s` is the time `consume_loop` took after that to return. The queue URL is
+//!   resolved before the clock starts, as for the other contenders.
 //! - `consume_sdk`: the hand-written loop: concurrency tasks each `ReceiveMessage` (10, long
 //!   poll 1 s) → parse body + content with serde_json → `DeleteMessageBatch`; the clock stops
 //!   when the N-th message is deleted (the other tasks' pending receives are dropped).
@@ -23,6 +25,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use melange::backend::{BatchResult, QueueInfo, QueueSpec, Received};
+use melange::envelope::{OutgoingMessage, ReceiptHandle, ReceiveOptions};
 use melange::sqs::ElasticMqBackend;
 use melange::sqs::aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use melange::sqs::aws_sdk_sqs::types::{
@@ -30,8 +34,8 @@ use melange::sqs::aws_sdk_sqs::types::{
 };
 use melange::sqs::aws_sdk_sqs::{self, Client};
 use melange::{
-    ConsumerOptions, MessagingBackendFactory, QueuePublisher, SerializerRegistry, Shutdown,
-    SimpleConsumerHandler,
+    BackendError, ConsumerOptions, MessagingBackend, MessagingBackendFactory, QueuePublisher,
+    SerializerRegistry, Shutdown, SimpleConsumerHandler,
 };
 use serde::{Deserialize, Serialize};
 
@@ -124,7 +128,7 @@ where
     }
 }
 
-async fn publish_sdk(env: &Env) -> (f64, f64) {
+async fn publish_sdk(env: &Env) -> Measured {
     let client = sdk_client(&env.endpoint);
     let url = queue_url(&client, &env.queue).await;
     let clock = Clock::start();
@@ -146,7 +150,7 @@ async fn publish_sdk(env: &Env) -> (f64, f64) {
     clock.stop()
 }
 
-async fn publish_melange(env: &Env) -> (f64, f64) {
+async fn publish_melange(env: &Env) -> Measured {
     let backend = ElasticMqBackend::builder(&env.endpoint)
         .allow_plain_http(true)
         .build()
@@ -187,14 +191,137 @@ impl Bench {
     }
 }
 
-async fn consume_melange(env: &Env) -> (f64, f64) {
-    let backend = ElasticMqBackend::builder(&env.endpoint)
+/// The SQS backend, counting successful deletions: the clock stops at the N-th, as for the
+/// other contenders (`consume_loop` returns later, after its shutdown: it waits for the
+/// receives still on the server, up to the long-poll wait, and releases what they bring).
+struct Deletions<B> {
+    inner: B,
+    count: Arc<DeletionCount>,
+}
+
+struct DeletionCount {
+    deleted: AtomicU64,
+    target: u64,
+    done: tokio::sync::Notify,
+}
+
+impl<B> Deletions<B> {
+    fn count(&self, deleted: u64) {
+        let count = &self.count;
+        let before = count.deleted.fetch_add(deleted, Ordering::AcqRel);
+        if before < count.target && before + deleted >= count.target {
+            count.done.notify_one();
+        }
+    }
+}
+
+impl<B: MessagingBackend> MessagingBackend for Deletions<B> {
+    async fn declare_queue(&self, spec: &QueueSpec) -> Result<QueueInfo, BackendError> {
+        self.inner.declare_queue(spec).await
+    }
+    async fn get_queue(&self, name: &str) -> Result<QueueInfo, BackendError> {
+        self.inner.get_queue(name).await
+    }
+    async fn delete_queue(&self, name: &str) -> Result<(), BackendError> {
+        self.inner.delete_queue(name).await
+    }
+    async fn declare_topic(&self, name: &str) -> Result<(), BackendError> {
+        self.inner.declare_topic(name).await
+    }
+    async fn delete_topic(&self, name: &str) -> Result<(), BackendError> {
+        self.inner.delete_topic(name).await
+    }
+    async fn subscribe(
+        &self,
+        queue: &str,
+        topic: &str,
+        manifest_filter: Option<&[String]>,
+    ) -> Result<(), BackendError> {
+        self.inner.subscribe(queue, topic, manifest_filter).await
+    }
+    async fn publish_to_queue(
+        &self,
+        queue: &str,
+        message: OutgoingMessage,
+    ) -> Result<String, BackendError> {
+        self.inner.publish_to_queue(queue, message).await
+    }
+    async fn publish_batch_to_queue(
+        &self,
+        queue: &str,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<BatchResult<String>, BackendError> {
+        self.inner.publish_batch_to_queue(queue, messages).await
+    }
+    async fn publish_to_topic(
+        &self,
+        topic: &str,
+        message: OutgoingMessage,
+    ) -> Result<String, BackendError> {
+        self.inner.publish_to_topic(topic, message).await
+    }
+    async fn publish_batch_to_topic(
+        &self,
+        topic: &str,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<BatchResult<String>, BackendError> {
+        self.inner.publish_batch_to_topic(topic, messages).await
+    }
+    async fn receive(
+        &self,
+        queue: &str,
+        options: &ReceiveOptions,
+    ) -> Result<Received, BackendError> {
+        self.inner.receive(queue, options).await
+    }
+    async fn acknowledge(&self, queue: &str, receipt: &ReceiptHandle) -> Result<(), BackendError> {
+        self.inner.acknowledge(queue, receipt).await?;
+        self.count(1);
+        Ok(())
+    }
+    async fn acknowledge_batch(
+        &self,
+        queue: &str,
+        receipts: &[ReceiptHandle],
+    ) -> Result<BatchResult<()>, BackendError> {
+        let results = self.inner.acknowledge_batch(queue, receipts).await?;
+        self.count(results.iter().filter(|r| r.is_ok()).count() as u64);
+        Ok(results)
+    }
+    async fn change_visibility(
+        &self,
+        queue: &str,
+        receipt: &ReceiptHandle,
+        timeout: Duration,
+    ) -> Result<(), BackendError> {
+        self.inner.change_visibility(queue, receipt, timeout).await
+    }
+    async fn change_visibility_batch(
+        &self,
+        queue: &str,
+        entries: &[(ReceiptHandle, Duration)],
+    ) -> Result<BatchResult<()>, BackendError> {
+        self.inner.change_visibility_batch(queue, entries).await
+    }
+}
+
+async fn consume_melange(env: &Env) -> Measured {
+    let sqs = ElasticMqBackend::builder(&env.endpoint)
         .allow_plain_http(true)
         .build()
         .unwrap();
     // Resolve (and cache) the queue URL before the clock starts, as the raw SDK loop and the
     // Node peer do; `consume_loop` still reads the queue's attributes (one call) when it starts.
-    backend.queue_url(&env.queue).await.unwrap();
+    sqs.queue_url(&env.queue).await.unwrap();
+    let count = Arc::new(DeletionCount {
+        deleted: AtomicU64::new(0),
+        target: env.n,
+        done: tokio::sync::Notify::new(),
+    });
+    let backend = Deletions {
+        inner: sqs,
+        count: count.clone(),
+    };
     let shutdown = Shutdown::new();
     let handler = SimpleConsumerHandler::new(
         Bench {
@@ -216,11 +343,11 @@ async fn consume_melange(env: &Env) -> (f64, f64) {
     let queue = env.queue.clone();
     let clock = Clock::start();
     // On a runtime worker, like the raw SDK loop's tasks (not on the `block_on` thread).
-    let summary = tokio::spawn(async move { handler.consume_loop(&queue).await })
-        .await
-        .unwrap()
-        .unwrap();
-    let measured = clock.stop();
+    let run = tokio::spawn(async move { handler.consume_loop(&queue).await });
+    count.done.notified().await;
+    let mut measured = clock.stop();
+    let summary = run.await.unwrap().unwrap();
+    measured.shutdown = Some(clock.wall.elapsed().as_secs_f64() - measured.seconds);
     assert!(summary.acknowledged >= env.n, "{summary:?}");
     measured
 }
@@ -231,7 +358,7 @@ struct QueueBody {
     message: String,
 }
 
-async fn consume_sdk(env: &Env) -> (f64, f64) {
+async fn consume_sdk(env: &Env) -> Measured {
     let client = sdk_client(&env.endpoint);
     let url = queue_url(&client, &env.queue).await;
     let handled = Arc::new(AtomicU64::new(0));
@@ -298,28 +425,34 @@ async fn consume_sdk(env: &Env) -> (f64, f64) {
     measured
 }
 
-/// CPU time (user + system) of this process so far, in seconds, from `/proc/self/stat`
-/// (clock ticks of 10 ms; Linux only, 0 elsewhere).
+/// CPU time of this process's threads so far, in seconds, with nanosecond precision: the sum
+/// of `/proc/self/task/*/schedstat` (time on a CPU; `/proc/self/stat` counts 10 ms ticks, too
+/// coarse for short runs, and `getrusage` would need `unsafe`). Threads that already exited
+/// are not counted: the runtime's workers live for the whole run. Linux only, 0 elsewhere.
 fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0.0;
     };
-    // Fields after the command name, which is in parentheses and may contain spaces:
-    // utime and stime are the 14th and 15th fields, so the 12th and 13th after it.
-    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-    let ticks: f64 = after
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .map(|f| f.parse::<f64>().unwrap_or(0.0))
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
         .sum();
-    ticks / 100.0
+    nanos as f64 / 1e9
 }
 
 /// Wall-clock and CPU time of the measured part of a run.
 struct Clock {
     wall: Instant,
     cpu: f64,
+}
+
+struct Measured {
+    seconds: f64,
+    /// CPU seconds of the whole process.
+    cpu: f64,
+    /// melange: from the N-th deletion until `consume_loop` returned.
+    shutdown: Option<f64>,
 }
 
 impl Clock {
@@ -330,9 +463,12 @@ impl Clock {
         }
     }
 
-    /// (wall seconds, CPU seconds of the whole process) since `start`.
-    fn stop(&self) -> (f64, f64) {
-        (self.wall.elapsed().as_secs_f64(), cpu_seconds() - self.cpu)
+    fn stop(&self) -> Measured {
+        Measured {
+            seconds: self.wall.elapsed().as_secs_f64(),
+            cpu: cpu_seconds() - self.cpu,
+            shutdown: None,
+        }
     }
 }
 
@@ -354,7 +490,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (seconds, cpu) = runtime.block_on(async {
+    let measured = runtime.block_on(async {
         match mode.as_str() {
             "fill" => publish_sdk(&env).await,
             "publish_sdk" => publish_sdk(&env).await,
@@ -365,7 +501,7 @@ fn main() {
                 let client = sdk_client(&env.endpoint);
                 let url = queue_url(&client, &env.queue).await;
                 client.delete_queue().queue_url(url).send().await.unwrap();
-                (0.0, 0.0)
+                Clock::start().stop()
             }
             other => panic!("unknown MELANGE_BENCH_MODE {other}"),
         }
@@ -375,8 +511,9 @@ fn main() {
         "{}",
         serde_json::json!({
             "bench": mode, "contender": contender, "messages": env.n,
-            "concurrency": env.concurrency, "seconds": seconds,
-            "msgs_per_s": env.n as f64 / seconds, "cpu_s": cpu,
+            "concurrency": env.concurrency, "seconds": measured.seconds,
+            "msgs_per_s": env.n as f64 / measured.seconds, "cpu_s": measured.cpu,
+            "shutdown_s": measured.shutdown,
         })
     );
 }

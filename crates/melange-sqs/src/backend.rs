@@ -1236,7 +1236,10 @@ impl MessagingBackend for SqsBackend {
             .wait_time_seconds(wait_seconds)
             .set_visibility_timeout(visibility)
             .message_attribute_names("All")
-            .message_system_attribute_names(MessageSystemAttributeName::All)
+            // Only what `to_envelope` reads: "All" makes the server build and send a dozen
+            // attributes per message that are thrown away.
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
             .send()
             .await
             .map_err(|e| map_sdk(e, target));
