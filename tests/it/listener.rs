@@ -263,3 +263,162 @@ async fn generic_consumer() -> Result<(), ConsumeError> {
     assert_eq!(seen, [OrderCreated { order_id: 8 }]);
     Ok(())
 }
+
+// Four or more handlers: the generated code looks the manifest up by its hash. Manifests of
+// one, eight (one word of the hash), nine and seventeen bytes, and two that differ in their
+// last byte only.
+macro_rules! numbered {
+    ($($name:ident = $manifest:literal),* $(,)?) => {$(
+        #[derive(Debug, Serialize, Deserialize, melange::Message)]
+        #[melange(manifest = $manifest)]
+        struct $name {
+            n: u64,
+        }
+    )*};
+}
+
+numbered!(
+    One = "a",
+    Eight = "abcdefgh",
+    EightToo = "abcdefgi",
+    Nine = "abcdefgh.",
+    Seventeen = "abcdefgh.ijklmnop",
+);
+
+/// Which handler saw which number.
+#[derive(Default)]
+struct Many {
+    seen: Mutex<Vec<String>>,
+}
+
+impl Many {
+    fn record(&self, handler: &str, n: u64) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push(format!("{handler} {n}"));
+        }
+    }
+}
+
+#[melange::listener]
+impl Many {
+    async fn on_one(&self, m: One) {
+        self.record("one", m.n);
+    }
+    async fn on_eight(&self, m: Eight) {
+        self.record("eight", m.n);
+    }
+    async fn on_eight_too(&self, m: EightToo) {
+        self.record("eight_too", m.n);
+    }
+    async fn on_nine(&self, m: Nine) {
+        self.record("nine", m.n);
+    }
+    async fn on_seventeen(&self, m: Seventeen) {
+        self.record("seventeen", m.n);
+    }
+    #[listener(manifest = "legacy.Order")]
+    async fn on_legacy(&self, payload: serde_json::Value) {
+        self.record("legacy", payload["n"].as_u64().unwrap_or(0));
+    }
+}
+
+/// The same routes plus a fallback.
+#[derive(Default)]
+struct ManyWithFallback {
+    seen: Mutex<Vec<String>>,
+}
+
+#[melange::listener]
+impl ManyWithFallback {
+    async fn on_one(&self, m: One) {
+        self.record("one", m.n);
+    }
+    async fn on_eight(&self, m: Eight) {
+        self.record("eight", m.n);
+    }
+    async fn on_eight_too(&self, m: EightToo) {
+        self.record("eight_too", m.n);
+    }
+    async fn on_seventeen(&self, m: Seventeen) {
+        self.record("seventeen", m.n);
+    }
+    #[listener(fallback)]
+    async fn on_other(&self, payload: serde_json::Value, ctx: MessageContext<'_>) {
+        let manifest = ctx.manifest().unwrap_or("-").to_owned();
+        self.record(&manifest, payload["n"].as_u64().unwrap_or(0));
+    }
+}
+
+impl ManyWithFallback {
+    fn record(&self, handler: &str, n: u64) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push(format!("{handler} {n}"));
+        }
+    }
+}
+
+const NEAR_MISSES: [&str; 7] = [
+    "",
+    "A",
+    "abcdefg",
+    "abcdefgj",
+    "abcdefghi",
+    "abcdefgh.ijklmnoq",
+    "abcdefgh.ijklmnop.",
+];
+
+#[tokio::test]
+async fn many_handlers_each_manifest_reaches_its_own() -> Result<(), ConsumeError> {
+    let many = Many::default();
+    let routes = [
+        ("a", "one"),
+        ("abcdefgh", "eight"),
+        ("abcdefgi", "eight_too"),
+        ("abcdefgh.", "nine"),
+        ("abcdefgh.ijklmnop", "seventeen"),
+        ("legacy.Order", "legacy"),
+    ];
+    for (n, (manifest, _)) in routes.iter().enumerate() {
+        assert!(many.accepts(Some(manifest)), "{manifest}");
+        consume(&many, Some(manifest), &format!(r#"{{"n":{n}}}"#)).await?;
+    }
+    let expected: Vec<String> = routes
+        .iter()
+        .enumerate()
+        .map(|(n, (_, handler))| format!("{handler} {n}"))
+        .collect();
+    let seen = many.seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(seen, expected);
+
+    for manifest in NEAR_MISSES {
+        assert!(!many.accepts(Some(manifest)), "{manifest:?}");
+        match consume(&many, Some(manifest), r#"{"n":0}"#).await {
+            Err(ConsumeError::Unaccepted {
+                consumer,
+                manifest: reported,
+            }) => {
+                assert_eq!(consumer, "Many");
+                assert_eq!(reported.as_deref(), Some(manifest));
+            }
+            other => panic!("{manifest:?}: expected Unaccepted, got {other:?}"),
+        }
+    }
+    assert!(!many.accepts(None));
+    Ok(())
+}
+
+#[tokio::test]
+async fn many_handlers_with_a_fallback_route_the_rest_to_it() -> Result<(), ConsumeError> {
+    let consumer = ManyWithFallback::default();
+    consume(&consumer, Some("abcdefgi"), r#"{"n":1}"#).await?;
+    consume(&consumer, Some("abcdefgh.ijklmnop"), r#"{"n":2}"#).await?;
+    for manifest in NEAR_MISSES {
+        assert!(consumer.accepts(Some(manifest)));
+        consume(&consumer, Some(manifest), r#"{"n":3}"#).await?;
+    }
+    let seen = consumer.seen.lock().map(|s| s.clone()).unwrap_or_default();
+    let mut expected = vec!["eight_too 1".to_owned(), "seventeen 2".to_owned()];
+    expected.extend(NEAR_MISSES.iter().map(|m| format!("{m} 3")));
+    assert_eq!(seen, expected);
+    Ok(())
+}

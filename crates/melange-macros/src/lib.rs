@@ -5,6 +5,7 @@
 
 mod errors;
 mod listener;
+mod literal;
 mod message;
 
 use proc_macro::TokenStream;

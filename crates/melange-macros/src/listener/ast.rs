@@ -2,9 +2,10 @@
 
 use proc_macro2::TokenStream;
 use quote::ToTokens;
-use syn::{Attribute, Expr, ExprLit, Ident, ImplItem, Item, ItemImpl, Lit, LitStr, Signature};
+use syn::{Attribute, Expr, Ident, ImplItem, Item, ItemImpl, LitStr, Signature};
 
 use crate::errors::Errors;
+use crate::literal::string_literal;
 
 /// An inherent impl block under `#[listener]`.
 pub(crate) struct Listener {
@@ -143,18 +144,16 @@ fn take_options(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> MethodOption
             match (key.as_str(), ident) {
                 ("manifest", _) => {
                     let value: Expr = meta.value()?.parse()?;
-                    match value {
-                        Expr::Lit(ExprLit {
-                            lit: Lit::Str(lit), ..
-                        }) => {
+                    match string_literal(&value) {
+                        Some(lit) => {
                             if options.manifest.is_some() {
                                 errors.spanned(&meta.path, "`manifest` is given twice; keep one");
                             } else {
-                                options.manifest = Some(lit);
+                                options.manifest = Some(lit.clone());
                             }
                         }
-                        other => errors.spanned(
-                            other,
+                        None => errors.spanned(
+                            &value,
                             "the manifest must be a string literal: `manifest = \"json\"`",
                         ),
                     }

@@ -1,9 +1,10 @@
 //! What `#[derive(Message)]` reads from the type: its name, generics and `#[melange(...)]`.
 
 use quote::ToTokens;
-use syn::{DeriveInput, Expr, ExprLit, Generics, Ident, Lit, LitStr};
+use syn::{DeriveInput, Expr, Generics, Ident, LitStr};
 
 use crate::errors::Errors;
+use crate::literal::string_literal;
 
 /// The type deriving `Message`.
 pub(crate) struct MessageInput<'a> {
@@ -38,21 +39,19 @@ impl<'a> MessageInput<'a> {
                     )));
                 };
                 let value: Expr = meta.value()?.parse()?;
-                match value {
-                    Expr::Lit(ExprLit {
-                        lit: Lit::Str(lit), ..
-                    }) => {
+                match string_literal(&value) {
+                    Some(lit) => {
                         if slot.is_some() {
                             errors.spanned(
                                 &meta.path,
                                 format!("this key is given twice; keep one `{example}`"),
                             );
                         } else {
-                            *slot = Some(lit);
+                            *slot = Some(lit.clone());
                         }
                     }
-                    other => errors.spanned(
-                        other,
+                    None => errors.spanned(
+                        &value,
                         format!("the value must be a string literal: `{example}`"),
                     ),
                 }
