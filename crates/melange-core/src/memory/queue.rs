@@ -10,7 +10,6 @@ use tokio::time::Instant;
 
 use super::QueueStats;
 use super::fifo::{DedupWindow, FifoGroups};
-use super::ids::AsciiBuf;
 use crate::backend::{DeadLetterPolicy, MAX_VISIBILITY_TIMEOUT, QueueInfo};
 use crate::envelope::{Delivery, Envelope, ReceiptHandle};
 use crate::id_hash::BuildIdHasher;
@@ -280,9 +279,12 @@ impl Queue {
         Ok(seq)
     }
 
-    /// Deletes the message a receipt names. As on SQS, this works after the visibility
-    /// timeout ran out as long as nobody received the message again.
-    pub(super) fn acknowledge(&mut self, receipt: &ReceiptHandle) -> Result<(), BadReceipt> {
+    /// Deletes the message a receipt names and hands it back. As on SQS, this works after the
+    /// visibility timeout ran out as long as nobody received the message again.
+    pub(super) fn acknowledge(
+        &mut self,
+        receipt: &ReceiptHandle,
+    ) -> Result<StoredMessage, BadReceipt> {
         let seq = self.lookup(receipt)?;
         let message = self.messages.remove(&seq).ok_or(BadReceipt)?;
         match (message.invisible_until, &mut self.visible) {
@@ -299,7 +301,7 @@ impl Queue {
             (None, Visible::Fifo(groups)) => groups.remove_visible(&group_key(&message), seq),
         }
         self.acknowledged += 1;
-        Ok(())
+        Ok(message)
     }
 
     /// Makes an in-flight message visible again at `now + timeout` (at once for zero).
@@ -380,24 +382,81 @@ fn deliver(
     }
 }
 
-/// Reads back the (incarnation, sequence number, nonce) of a receipt built by [`deliver`].
-/// `mem-{incarnation:016x}-{seq:016x}-{nonce:016x}`.
+/// The length of a receipt: `mem-` and three 16-digit hex numbers separated by `-`.
+const RECEIPT_LEN: usize = 4 + 3 * 16 + 2;
+
+/// `mem-{incarnation:016x}-{seq:016x}-{nonce:016x}`, written in place: one is built per
+/// delivery and parsed per acknowledgement, both on the hot path.
 fn receipt(incarnation: u64, seq: u64, nonce: u64) -> ReceiptHandle {
-    let mut receipt = AsciiBuf::new();
-    receipt.push("mem");
-    for part in [incarnation, seq, nonce] {
-        receipt.push("-");
-        receipt.push_hex(part, 16);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [b'-'; RECEIPT_LEN];
+    text[..4].copy_from_slice(b"mem-");
+    for (part, value) in [incarnation, seq, nonce].into_iter().enumerate() {
+        let start = 4 + part * 17;
+        for (i, slot) in text[start..start + 16].iter_mut().enumerate() {
+            // The index is masked to 0..16.
+            *slot = HEX[((value >> (60 - 4 * i)) & 0xf) as usize];
+        }
     }
-    ReceiptHandle::new(receipt.to_arc())
+    // Only ASCII was written.
+    ReceiptHandle::new(std::str::from_utf8(&text).unwrap_or_default())
 }
 
+/// Reads back the (incarnation, sequence number, nonce) of a receipt built by [`receipt`].
 fn parse_receipt(receipt: &ReceiptHandle) -> Option<(u64, u64, u64)> {
-    let mut parts = receipt.as_str().strip_prefix("mem-")?.split('-');
+    let text = receipt.as_str();
+    // Fast path for the exact shape `receipt` writes; anything else takes the general one.
+    if text.len() == RECEIPT_LEN
+        && let Some(parsed) = parse_fixed_receipt(text.as_bytes())
+    {
+        return Some(parsed);
+    }
+    let mut parts = text.strip_prefix("mem-")?.split('-');
     let mut next = || u64::from_str_radix(parts.next()?, 16).ok();
     let parsed = (next()?, next()?, next()?);
     if parts.next().is_some() {
         return None;
     }
     Some(parsed)
+}
+
+fn parse_fixed_receipt(bytes: &[u8]) -> Option<(u64, u64, u64)> {
+    if !bytes.starts_with(b"mem-") || bytes.get(20) != Some(&b'-') || bytes.get(37) != Some(&b'-') {
+        return None;
+    }
+    let hex = |start: usize| {
+        bytes
+            .get(start..start + 16)?
+            .iter()
+            .try_fold(0_u64, |acc, &b| {
+                let digit = char::from(b).to_digit(16)?;
+                Some(acc << 4 | u64::from(digit))
+            })
+    };
+    Some((hex(4)?, hex(21)?, hex(38)?))
+}
+
+#[cfg(test)]
+mod receipt_tests {
+    use super::*;
+
+    #[test]
+    fn receipts_read_back_on_the_fast_and_the_general_path() {
+        let built = receipt(0x1f, u64::MAX, 7);
+        assert_eq!(
+            built.as_str(),
+            "mem-000000000000001f-ffffffffffffffff-0000000000000007"
+        );
+        assert_eq!(parse_receipt(&built), Some((0x1f, u64::MAX, 7)));
+        let short = ReceiptHandle::new("mem-1f-2-3");
+        assert_eq!(parse_receipt(&short), Some((0x1f, 2, 3)));
+        for bad in [
+            "mem-000000000000001f-ffffffffffffffff-000000000000000g",
+            "mem-1-2-10000000000000000",
+            "mem-1-2",
+            "rcpt-1-2-3",
+        ] {
+            assert_eq!(parse_receipt(&ReceiptHandle::new(bad)), None, "{bad}");
+        }
+    }
 }

@@ -67,11 +67,19 @@ pub(super) enum Poll {
     Ready(Received),
     /// Nothing to receive now; wait for a notification or until the next in-flight message
     /// becomes visible again.
-    Wait(Option<Instant>),
+    Wait {
+        /// When the next in-flight message becomes visible again.
+        next_visible: Option<Instant>,
+        /// The incarnation of the queue looked at, for the next look.
+        incarnation: u64,
+        /// Wakes receives waiting on the queue.
+        notify: Arc<Notify>,
+    },
 }
 
 /// A validated outgoing message, its strings shared between the queues it fans out to.
-struct Prepared {
+#[derive(Clone)]
+pub(super) struct Prepared {
     content: Arc<str>,
     manifest: Option<Arc<str>>,
     serializer_id: Option<u32>,
@@ -81,7 +89,7 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn new(message: OutgoingMessage) -> Self {
+    pub(super) fn new(message: OutgoingMessage) -> Self {
         let serializer_id = message.manifest.is_some().then_some(message.serializer_id);
         Self {
             content: message.content.into(),
@@ -99,6 +107,17 @@ impl Prepared {
             Some(id) => DedupKey::Id(id.clone()),
             None => DedupKey::Content(self.content.clone()),
         }
+    }
+
+    fn into_stored(self, id: Arc<str>) -> StoredMessage {
+        StoredMessage::new(
+            id,
+            self.content,
+            self.manifest,
+            self.serializer_id,
+            self.attributes,
+            self.group,
+        )
     }
 }
 
@@ -125,7 +144,7 @@ fn invalid_receipt(queue: &str) -> BackendError {
 
 /// Sends a prepared message to a queue, applying its deduplication; returns the message id
 /// (the original one for a duplicate).
-fn enqueue(queue: &mut Queue, ids: &mut Ids, message: &Prepared, now: Instant) -> Arc<str> {
+fn enqueue(queue: &mut Queue, ids: &mut Ids, message: Prepared, now: Instant) -> Arc<str> {
     let key = queue.fifo.then(|| message.dedup_key());
     if let Some(key) = &key
         && let Some(original) = queue.dedup.get(key, now)
@@ -136,14 +155,7 @@ fn enqueue(queue: &mut Queue, ids: &mut Ids, message: &Prepared, now: Instant) -
     if let Some(key) = key {
         queue.dedup.record(key, id.clone(), now);
     }
-    queue.enqueue(StoredMessage::new(
-        id.clone(),
-        message.content.clone(),
-        message.manifest.clone(),
-        message.serializer_id,
-        message.attributes.clone(),
-        message.group.clone(),
-    ));
+    queue.enqueue(message.into_stored(id.clone()));
     id
 }
 
@@ -294,13 +306,16 @@ impl State {
             .collect())
     }
 
+    /// Enqueues messages already checked by [`validate::message_alone`] (an `Err` entry is
+    /// a message that failed those checks); returns their message ids and the queue's
+    /// wake-up handle, to notify once the lock is released.
     pub(super) fn publish_to_queue(
         &mut self,
         name: &str,
-        messages: Vec<OutgoingMessage>,
+        messages: Vec<Result<Prepared, BackendError>>,
         now: Instant,
         config: &Config,
-    ) -> Result<BatchResult<String>, BackendError> {
+    ) -> Result<(BatchResult<Arc<str>>, Arc<Notify>), BackendError> {
         let Self { queues, ids, .. } = self;
         let queue = queues.get_mut(name).ok_or_else(|| queue_missing(name))?;
         let to = Destination {
@@ -312,13 +327,12 @@ impl State {
         let results = messages
             .into_iter()
             .map(|message| {
-                validate::message(to, &message)?;
-                let id = enqueue(queue, ids, &Prepared::new(message), now);
-                Ok(id.to_string())
+                let message = message?;
+                validate::deduplication(to, message.deduplication_id.is_some())?;
+                Ok(enqueue(queue, ids, message, now))
             })
             .collect();
-        queue.notify.notify_waiters();
-        Ok(results)
+        Ok((results, queue.notify.clone()))
     }
 
     pub(super) fn publish_to_topic(
@@ -358,7 +372,7 @@ impl State {
                 }
                 for recipient in topic.recipients(message.manifest.as_deref()) {
                     if let Some(queue) = queues.get_mut(recipient) {
-                        enqueue(queue, ids, &message, now);
+                        enqueue(queue, ids, message.clone(), now);
                         if !notify.iter().any(|n| Arc::ptr_eq(n, &queue.notify)) {
                             notify.push(queue.notify.clone());
                         }
@@ -373,26 +387,19 @@ impl State {
         Ok(results)
     }
 
-    /// The incarnation and wake-up handle of a queue, for a receive about to wait on it.
-    pub(super) fn waiter(&self, name: &str) -> Result<(u64, Arc<Notify>), BackendError> {
-        self.queues
-            .get(name)
-            .map(|q| (q.incarnation, q.notify.clone()))
-            .ok_or_else(|| queue_missing(name))
-    }
-
-    /// Receives what is receivable now from the queue's `incarnation`.
+    /// Receives what is receivable now from the queue, which must still be the `incarnation`
+    /// seen by an earlier look when there was one.
     pub(super) fn try_receive(
         &mut self,
         name: &str,
-        incarnation: u64,
+        incarnation: Option<u64>,
         options: &ReceiveOptions,
         now: Instant,
     ) -> Result<Poll, BackendError> {
         let Self { queues, ids, .. } = self;
         let queue = queues
             .get(name)
-            .filter(|q| q.incarnation == incarnation)
+            .filter(|q| incarnation.is_none_or(|seen| q.incarnation == seen))
             .ok_or_else(|| queue_missing(name))?;
         // Redrive only to a dead-letter queue that exists, as SQS does.
         let dead_letter = queue
@@ -422,31 +429,40 @@ impl State {
             target.notify.notify_waiters();
         }
         if delivered.is_empty() {
-            Ok(Poll::Wait(next_deadline))
+            let queue = queues.get(name).ok_or_else(|| queue_missing(name))?;
+            Ok(Poll::Wait {
+                next_visible: next_deadline,
+                incarnation: queue.incarnation,
+                notify: queue.notify.clone(),
+            })
         } else {
             Ok(Poll::Ready(delivered.into_iter().map(Ok).collect()))
         }
     }
 
+    /// Deletes the messages the receipts name, moving them into `deleted` (for the caller to
+    /// drop once the lock is released). Returns the queue's wake-up handle when waiting
+    /// receives must be notified.
     pub(super) fn acknowledge(
         &mut self,
         name: &str,
         receipts: &[ReceiptHandle],
-    ) -> Result<BatchResult<()>, BackendError> {
+        deleted: &mut Vec<StoredMessage>,
+    ) -> Result<(BatchResult<()>, Option<Arc<Notify>>), BackendError> {
         let queue = self.queue_mut(name)?;
         let results: BatchResult<()> = receipts
             .iter()
-            .map(|receipt| {
-                queue
-                    .acknowledge(receipt)
-                    .map_err(|_| invalid_receipt(name))
+            .map(|receipt| match queue.acknowledge(receipt) {
+                Ok(message) => {
+                    deleted.push(message);
+                    Ok(())
+                }
+                Err(_) => Err(invalid_receipt(name)),
             })
             .collect();
         // Deleting a message of a FIFO group may unlock the group.
-        if queue.fifo && results.iter().any(Result::is_ok) {
-            queue.notify.notify_waiters();
-        }
-        Ok(results)
+        let wake = (queue.fifo && !deleted.is_empty()).then(|| queue.notify.clone());
+        Ok((results, wake))
     }
 
     pub(super) fn change_visibility(

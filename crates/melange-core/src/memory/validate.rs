@@ -217,6 +217,17 @@ pub(super) struct Destination<'a> {
 
 /// Checks a message as SQS's `SendMessage` (or SNS's `Publish`) does.
 pub(super) fn message(to: Destination<'_>, message: &OutgoingMessage) -> Result<(), BackendError> {
+    message_alone(to, message)?;
+    deduplication(to, message.deduplication_id.is_some())
+}
+
+/// The checks of [`message`] that do not depend on the destination's settings, only on its
+/// name (FIFO or not) and the backend's size limit: a publish to a queue makes them before
+/// taking the backend's lock. `to.content_based_deduplication` is not read.
+pub(super) fn message_alone(
+    to: Destination<'_>,
+    message: &OutgoingMessage,
+) -> Result<(), BackendError> {
     let target = to.target;
     let size = message.wire_size();
     if size > to.max_size {
@@ -267,19 +278,23 @@ pub(super) fn message(to: Destination<'_>, message: &OutgoingMessage) -> Result<
         }
         fifo_id(target, "deduplication id", id)?;
     }
-    if to.fifo {
-        if message.message_group_id.is_none() {
-            return Err(invalid(
-                target,
-                "a message for a FIFO queue or topic needs a message group id",
-            ));
-        }
-        if message.deduplication_id.is_none() && !to.content_based_deduplication {
-            return Err(invalid(
-                target,
-                "the FIFO queue has no content-based deduplication: the message needs a deduplication id",
-            ));
-        }
+    if to.fifo && message.message_group_id.is_none() {
+        return Err(invalid(
+            target,
+            "a message for a FIFO queue or topic needs a message group id",
+        ));
+    }
+    Ok(())
+}
+
+/// The check of [`message`] that depends on the destination's settings (which a later
+/// declaration may change), made under the lock after [`message_alone`].
+pub(super) fn deduplication(to: Destination<'_>, has_id: bool) -> Result<(), BackendError> {
+    if to.fifo && !has_id && !to.content_based_deduplication {
+        return Err(invalid(
+            to.target,
+            "the FIFO queue has no content-based deduplication: the message needs a deduplication id",
+        ));
     }
     Ok(())
 }
