@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::QueueStats;
 use super::fifo::{DedupWindow, FifoGroups};
-use crate::backend::{DeadLetterPolicy, MAX_VISIBILITY_TIMEOUT, QueueInfo};
+use crate::backend::{DeadLetterPolicy, MAX_VISIBILITY_TIMEOUT, QueueInfo, Received};
 use crate::envelope::{Delivery, Envelope, ReceiptHandle};
 use crate::id_hash::BuildIdHasher;
 
@@ -201,12 +201,14 @@ impl Queue {
         visibility: Duration,
         redrive_after: Option<u32>,
         next_nonce: &mut impl FnMut() -> u64,
-    ) -> (Vec<Envelope>, Vec<StoredMessage>) {
-        let mut delivered = Vec::new();
+    ) -> (Received, Vec<StoredMessage>) {
+        let mut delivered = Received::new();
         let mut moved = Vec::new();
         let until = now + visibility;
         match &mut self.visible {
             Visible::Standard(visible) => {
+                // One allocation for the batch, none for an empty receive.
+                delivered.reserve_exact(max.min(visible.len()));
                 while delivered.len() < max {
                     let Some(seq) = visible.pop_first() else {
                         break;
@@ -220,14 +222,14 @@ impl Queue {
                         }
                         continue;
                     }
-                    delivered.push(deliver(
+                    delivered.push(Ok(deliver(
                         &self.name,
                         self.incarnation,
                         seq,
                         message,
                         (now, until),
                         next_nonce(),
-                    ));
+                    )));
                     self.deadlines.insert((until, seq));
                 }
             }
@@ -251,14 +253,14 @@ impl Queue {
                             }
                             continue;
                         }
-                        delivered.push(deliver(
+                        delivered.push(Ok(deliver(
                             &self.name,
                             self.incarnation,
                             seq,
                             message,
                             (now, until),
                             next_nonce(),
-                        ));
+                        )));
                         self.deadlines.insert((until, seq));
                     }
                     groups.sync(&group);
@@ -425,16 +427,35 @@ fn parse_fixed_receipt(bytes: &[u8]) -> Option<(u64, u64, u64)> {
         return None;
     }
     let hex = |start: usize| {
-        bytes
-            .get(start..start + 16)?
-            .iter()
-            .try_fold(0_u64, |acc, &b| {
-                let digit = char::from(b).to_digit(16)?;
-                Some(acc << 4 | u64::from(digit))
-            })
+        let mut value = 0_u64;
+        // Invalid digits map to 0xff: or-ing them all tells whether one was met.
+        let mut invalid = 0_u8;
+        for &byte in bytes.get(start..start + 16)? {
+            let digit = HEX_DIGITS[usize::from(byte)];
+            invalid |= digit;
+            value = value << 4 | u64::from(digit & 0xf);
+        }
+        (invalid & 0xf0 == 0).then_some(value)
     };
     Some((hex(4)?, hex(21)?, hex(38)?))
 }
+
+/// The value of each byte as a hex digit (either case), 0xff for the others.
+static HEX_DIGITS: [u8; 256] = {
+    let mut table = [0xff_u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod receipt_tests {

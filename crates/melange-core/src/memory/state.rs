@@ -20,6 +20,7 @@ use super::{QueueStats, Subscription};
 use crate::backend::{BatchResult, QueueInfo, QueueSpec, Received, is_fifo_name};
 use crate::envelope::{OutgoingMessage, ReceiptHandle, ReceiveOptions};
 use crate::error::BackendError;
+use crate::id_hash::BuildIdHasher;
 
 /// The limits and defaults a backend was built with.
 #[derive(Debug, Clone, Copy)]
@@ -162,8 +163,10 @@ fn enqueue(queue: &mut Queue, ids: &mut Ids, message: Prepared, now: Instant) ->
 /// Everything the backend holds.
 #[derive(Debug)]
 pub(super) struct State {
-    queues: HashMap<String, Queue>,
-    topics: HashMap<String, Topic>,
+    /// Looked up on every call: hashed with the cheap id hasher rather than SipHash (names
+    /// are the application's own, at most 80 or 256 characters).
+    queues: HashMap<String, Queue, BuildIdHasher>,
+    topics: HashMap<String, Topic, BuildIdHasher>,
     ids: Ids,
 }
 
@@ -171,8 +174,8 @@ impl State {
     /// An empty backend.
     pub(super) fn new() -> Self {
         Self {
-            queues: HashMap::new(),
-            topics: HashMap::new(),
+            queues: HashMap::default(),
+            topics: HashMap::default(),
             ids: Ids {
                 last: 0,
                 seed: RandomState::new().hash_one(0_u8),
@@ -436,7 +439,7 @@ impl State {
                 notify: queue.notify.clone(),
             })
         } else {
-            Ok(Poll::Ready(delivered.into_iter().map(Ok).collect()))
+            Ok(Poll::Ready(delivered))
         }
     }
 
