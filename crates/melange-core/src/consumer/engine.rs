@@ -297,11 +297,15 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 }
                 armed = timer;
             }
+            // The clock as read during this turn, if it was: reading it is a visible share of
+            // a turn, so what follows reuses it.
+            let mut clock = None;
             tokio::select! {
                 biased;
                 () = &mut shutdown, if self.stop.is_none() => self.begin_stop(None),
                 Some(finished) = self.handlers.next(), if !self.handlers.is_empty() => {
                     let now = Instant::now();
+                    clock = Some(now);
                     self.on_finished(finished, now);
                     // Settle every handler that is already done before receiving again, so
                     // the freed slots go into one full receive rather than many small ones.
@@ -321,10 +325,10 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 }
                 else => break,
             }
-            self.flush(false);
+            self.flush(false, clock);
             self.metrics.in_flight.set(self.leases.len() as f64);
         }
-        self.flush(true);
+        self.flush(true, None);
         while let Some(done) = self.io.next().await {
             self.on_io(done);
         }
@@ -874,12 +878,13 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
     }
 
     /// Sends buffered acknowledgements and visibility changes: full batches at once, the rest
-    /// when the flush interval has passed, everything when `all`.
-    fn flush(&mut self, all: bool) {
+    /// when the flush interval has passed, everything when `all`. `now` is the clock if it
+    /// was just read.
+    fn flush(&mut self, all: bool, now: Option<Instant>) {
         let due = all
-            || self
-                .acks_since
-                .is_some_and(|since| since + self.options.ack_flush_interval <= Instant::now());
+            || self.acks_since.is_some_and(|since| {
+                since + self.options.ack_flush_interval <= now.unwrap_or_else(Instant::now)
+            });
         while self.acks.len() >= BATCH || (due && !self.acks.is_empty()) {
             let take = self.acks.len().min(BATCH);
             let receipts: Vec<ReceiptHandle> = self.acks.drain(..take).collect();
