@@ -94,6 +94,10 @@ pub(super) struct Queue {
     /// Wakes receives waiting on this queue.
     pub(super) notify: Arc<Notify>,
     pub(super) dedup: DedupWindow,
+    /// The manifest of the latest message sent here, shared with the next message that has
+    /// the same (a queue's messages mostly share a few manifests): one allocation less per
+    /// message.
+    last_manifest: Option<Arc<str>>,
     messages: HashMap<u64, StoredMessage, BuildIdHasher>,
     visible: Visible,
     /// In-flight messages by the time they become visible again.
@@ -123,6 +127,7 @@ impl Queue {
             content_based_deduplication,
             notify: Arc::new(Notify::new()),
             dedup: DedupWindow::default(),
+            last_manifest: None,
             messages: HashMap::default(),
             visible: if fifo {
                 Visible::Fifo(FifoGroups::default())
@@ -144,6 +149,14 @@ impl Queue {
             self.visibility_timeout,
             self.dead_letter.clone(),
         )
+    }
+
+    /// The manifest as stored: the one of the previous message when it is the same.
+    pub(super) fn manifest(&mut self, manifest: &str) -> Arc<str> {
+        match &self.last_manifest {
+            Some(last) if **last == *manifest => last.clone(),
+            _ => self.last_manifest.insert(Arc::from(manifest)).clone(),
+        }
     }
 
     /// Adds a message at the back of the queue (of its group, on a FIFO queue), visible.

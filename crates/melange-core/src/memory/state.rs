@@ -2,6 +2,7 @@
 //! operations on them. Every method runs under the lock and never waits; the async layer in
 //! `mod.rs` does the waiting.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -82,7 +83,8 @@ pub(super) enum Poll {
 #[derive(Clone)]
 pub(super) struct Prepared {
     content: Arc<str>,
-    manifest: Option<Arc<str>>,
+    /// Made an `Arc` by the queue it goes to, which shares one between its messages.
+    manifest: Option<Cow<'static, str>>,
     serializer_id: Option<u32>,
     attributes: HashMap<String, String>,
     group: Option<Arc<str>>,
@@ -94,7 +96,7 @@ impl Prepared {
         let serializer_id = message.manifest.is_some().then_some(message.serializer_id);
         Self {
             content: message.content.into(),
-            manifest: message.manifest.map(|m| Arc::from(&*m)),
+            manifest: message.manifest,
             serializer_id,
             attributes: message.attributes,
             group: message.message_group_id.map(Arc::from),
@@ -110,11 +112,12 @@ impl Prepared {
         }
     }
 
-    fn into_stored(self, id: Arc<str>) -> StoredMessage {
+    fn into_stored(self, id: Arc<str>, queue: &mut Queue) -> StoredMessage {
+        let manifest = self.manifest.map(|manifest| queue.manifest(&manifest));
         StoredMessage::new(
             id,
             self.content,
-            self.manifest,
+            manifest,
             self.serializer_id,
             self.attributes,
             self.group,
@@ -156,7 +159,8 @@ fn enqueue(queue: &mut Queue, ids: &mut Ids, message: Prepared, now: Instant) ->
     if let Some(key) = key {
         queue.dedup.record(key, id.clone(), now);
     }
-    queue.enqueue(message.into_stored(id.clone()));
+    let stored = message.into_stored(id.clone(), queue);
+    queue.enqueue(stored);
     id
 }
 
