@@ -1,6 +1,7 @@
 //! One queue: its stored messages, which of them are visible and which are in flight until
 //! when, receipts, redrive and counters.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -300,8 +301,16 @@ impl Queue {
         &mut self,
         receipt: &ReceiptHandle,
     ) -> Result<StoredMessage, BadReceipt> {
-        let seq = self.lookup(receipt)?;
-        let message = self.messages.remove(&seq).ok_or(BadReceipt)?;
+        let (incarnation, seq, nonce) = parse_receipt(receipt).ok_or(BadReceipt)?;
+        // The checks of `lookup`, on one probe of the table (the entry was most likely last
+        // written by another thread).
+        let Entry::Occupied(entry) = self.messages.entry(seq) else {
+            return Err(BadReceipt);
+        };
+        if incarnation != self.incarnation || nonce == 0 || entry.get().last_receipt != nonce {
+            return Err(BadReceipt);
+        }
+        let message = entry.remove();
         match (message.invisible_until, &mut self.visible) {
             (Some(until), Visible::Standard(_)) => {
                 self.deadlines.remove(&(until, seq));
