@@ -313,11 +313,14 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                         self.on_finished(finished, now);
                     }
                 }
+                // Before receives: while receives complete at once (a busy queue), a branch
+                // after them is never polled, and acknowledgements would wait for the queue
+                // to run dry (the backend holding every handled message until then).
+                Some(done) = self.io.next(), if !self.io.is_empty() => self.on_io(done),
                 Some(done) = self.receives.next(), if !self.receives.is_empty() => {
                     self.summary.acknowledged += done.acknowledged_early;
                     self.on_received(done.reserved, done.started_settled, done.received);
                 }
-                Some(done) = self.io.next(), if !self.io.is_empty() => self.on_io(done),
                 () = &mut timer_sleep, if timer.is_some() => {
                     // Fired: the next deadline must be set again, even if it is the same.
                     armed = None;
