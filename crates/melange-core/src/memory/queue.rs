@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::QueueStats;
 use super::fifo::{DedupWindow, FifoGroups};
+use super::ids::write_hex;
 use crate::backend::{DeadLetterPolicy, MAX_VISIBILITY_TIMEOUT, QueueInfo, Received};
 use crate::envelope::{Delivery, Envelope, ReceiptHandle};
 use crate::id_hash::BuildIdHasher;
@@ -412,15 +413,11 @@ const RECEIPT_LEN: usize = 4 + 3 * 16 + 2;
 /// `mem-{incarnation:016x}-{seq:016x}-{nonce:016x}`, written in place: one is built per
 /// delivery and parsed per acknowledgement, both on the hot path.
 fn receipt(incarnation: u64, seq: u64, nonce: u64) -> ReceiptHandle {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut text = [b'-'; RECEIPT_LEN];
     text[..4].copy_from_slice(b"mem-");
     for (part, value) in [incarnation, seq, nonce].into_iter().enumerate() {
         let start = 4 + part * 17;
-        for (i, slot) in text[start..start + 16].iter_mut().enumerate() {
-            // The index is masked to 0..16.
-            *slot = HEX[((value >> (60 - 4 * i)) & 0xf) as usize];
-        }
+        write_hex(&mut text[start..start + 16], value);
     }
     // Only ASCII was written.
     ReceiptHandle::new(std::str::from_utf8(&text).unwrap_or_default())

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::fifo::DedupKey;
-use super::ids::AsciiBuf;
+use super::ids::{AsciiBuf, write_hex};
 use super::queue::{ChangeRefused, Queue, StoredMessage};
 use super::topic::Topic;
 use super::validate::{self, Destination};
@@ -34,31 +34,51 @@ pub(super) struct Config {
 #[derive(Debug)]
 struct Ids {
     last: u64,
-    /// Random per backend, so two backends do not hand out the same message ids.
-    seed: u64,
+    /// The part of every message id that comes from a seed random per backend (so two
+    /// backends do not hand out the same message ids): `xxxxxxxx-xxxx-4xxx-`.
+    prefix: [u8; ID_PREFIX],
 }
 
+/// The length of a message id's seed part, up to the fourth group.
+const ID_PREFIX: usize = 19;
+/// The length of a message id, shaped like a UUID.
+const ID_LEN: usize = 36;
+
 impl Ids {
+    fn new(seed: u64) -> Self {
+        let mut text = AsciiBuf::new();
+        text.push_hex(seed >> 32, 8);
+        text.push("-");
+        text.push_hex(seed >> 16, 4);
+        text.push("-4");
+        text.push_hex(seed, 3);
+        text.push("-");
+        let mut prefix = [b'0'; ID_PREFIX];
+        for (slot, byte) in prefix.iter_mut().zip(text.as_str().bytes()) {
+            *slot = byte;
+        }
+        Self { last: 0, prefix }
+    }
+
     fn next(&mut self) -> u64 {
         self.last += 1;
         self.last
     }
 
-    /// A message id shaped like the UUIDs SQS and SNS hand out.
+    /// A message id shaped like the UUIDs SQS and SNS hand out:
+    /// `{seed part}{0x8000 | n >> 48 & 0x3fff:04x}-{n:012x}`. Written in place from the
+    /// precomputed seed part (it is made under the backend's lock, once per message).
     fn message_id(&mut self) -> Arc<str> {
         let n = self.next();
-        let s = self.seed;
-        let mut id = AsciiBuf::new();
-        id.push_hex(s >> 32, 8);
-        id.push("-");
-        id.push_hex(s >> 16, 4);
-        id.push("-4");
-        id.push_hex(s, 3);
-        id.push("-");
-        id.push_hex(0x8000 | ((n >> 48) & 0x3fff), 4);
-        id.push("-");
-        id.push_hex(n, 12);
-        id.to_arc()
+        let mut text = [b'-'; ID_LEN];
+        text[..ID_PREFIX].copy_from_slice(&self.prefix);
+        write_hex(
+            &mut text[ID_PREFIX..ID_PREFIX + 4],
+            0x8000 | ((n >> 48) & 0x3fff),
+        );
+        write_hex(&mut text[ID_PREFIX + 5..], n);
+        // Only ASCII was written.
+        Arc::from(std::str::from_utf8(&text).unwrap_or_default())
     }
 }
 
@@ -180,10 +200,7 @@ impl State {
         Self {
             queues: HashMap::default(),
             topics: HashMap::default(),
-            ids: Ids {
-                last: 0,
-                seed: RandomState::new().hash_one(0_u8),
-            },
+            ids: Ids::new(RandomState::new().hash_one(0_u8)),
         }
     }
 
@@ -508,5 +525,38 @@ impl State {
         let queue = self.queue_mut(name)?;
         queue.expire(now);
         Ok(queue.stats())
+    }
+}
+
+#[cfg(test)]
+mod ids_tests {
+    use super::*;
+
+    /// The id as it was written before the seed part was precomputed.
+    fn reference(seed: u64, n: u64) -> String {
+        let mut id = AsciiBuf::new();
+        id.push_hex(seed >> 32, 8);
+        id.push("-");
+        id.push_hex(seed >> 16, 4);
+        id.push("-4");
+        id.push_hex(seed, 3);
+        id.push("-");
+        id.push_hex(0x8000 | ((n >> 48) & 0x3fff), 4);
+        id.push("-");
+        id.push_hex(n, 12);
+        id.as_str().to_owned()
+    }
+
+    #[test]
+    fn message_ids_keep_their_uuid_shape() {
+        for seed in [0, 0x0123_4567_89ab_cdef, u64::MAX] {
+            let mut ids = Ids::new(seed);
+            ids.last = (1 << 52) - 3;
+            for _ in 0..5 {
+                let id = ids.message_id();
+                assert_eq!(&*id, reference(seed, ids.last), "seed {seed:x}");
+                assert_eq!(id.len(), ID_LEN);
+            }
+        }
     }
 }
