@@ -1,7 +1,8 @@
 //! A hasher for the sequential `u64` ids melange hands out itself (lease ids, in-memory
-//! message sequence numbers). SipHash, the standard default, defends against keys chosen by
-//! an attacker, which these are not, and was a visible cost per message; a multiply by a
-//! 64-bit odd constant spreads sequential ids over all bits, the top ones included.
+//! message sequence numbers), also used for the in-memory backend's queue and topic names.
+//! SipHash, the standard default, defends against keys chosen by an attacker, which these
+//! are not, and was a visible cost per message; a multiply by a 64-bit odd constant spreads
+//! sequential ids over all bits, the top ones included.
 
 use std::hash::{BuildHasherDefault, Hasher};
 

@@ -88,10 +88,14 @@ fn encode_all<'m, T: Message>(
     serializers: &SerializerRegistry,
     messages: impl IntoIterator<Item = (&'m T, PublishOptions)>,
 ) -> Result<Vec<OutgoingMessage>, SerializationError> {
-    messages
-        .into_iter()
-        .map(|(message, options)| encode(serializers, message, options))
-        .collect()
+    // Collecting into `Result<Vec<_>, _>` loses the size hint and grows the vector a few
+    // times per batch; reserve once instead.
+    let messages = messages.into_iter();
+    let mut outgoing = Vec::with_capacity(messages.size_hint().0);
+    for (message, options) in messages {
+        outgoing.push(encode(serializers, message, options)?);
+    }
+    Ok(outgoing)
 }
 
 /// Publishes typed messages to queues, as Python Melange's `QueuePublisher`.

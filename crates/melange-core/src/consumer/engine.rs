@@ -297,11 +297,15 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 }
                 armed = timer;
             }
+            // The clock as read during this turn, if it was: reading it is a visible share of
+            // a turn, so what follows reuses it.
+            let mut clock = None;
             tokio::select! {
                 biased;
                 () = &mut shutdown, if self.stop.is_none() => self.begin_stop(None),
                 Some(finished) = self.handlers.next(), if !self.handlers.is_empty() => {
                     let now = Instant::now();
+                    clock = Some(now);
                     self.on_finished(finished, now);
                     // Settle every handler that is already done before receiving again, so
                     // the freed slots go into one full receive rather than many small ones.
@@ -309,22 +313,27 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                         self.on_finished(finished, now);
                     }
                 }
-                Some(done) = self.receives.next(), if !self.receives.is_empty() => {
-                    self.summary.acknowledged += done.acknowledged_early;
-                    self.on_received(done.reserved, done.started_settled, done.received);
-                }
+                // Before receives: while receives complete at once (a busy queue), a branch
+                // after them is never polled, and acknowledgements would wait for the queue
+                // to run dry (the backend holding every handled message until then).
                 Some(done) = self.io.next(), if !self.io.is_empty() => self.on_io(done),
+                // Before receives too: heartbeats that keep long handlers' messages invisible
+                // must not wait for a busy queue to run dry.
                 () = &mut timer_sleep, if timer.is_some() => {
                     // Fired: the next deadline must be set again, even if it is the same.
                     armed = None;
                     self.on_timer();
                 }
+                Some(done) = self.receives.next(), if !self.receives.is_empty() => {
+                    self.summary.acknowledged += done.acknowledged_early;
+                    self.on_received(done.reserved, done.started_settled, done.received);
+                }
                 else => break,
             }
-            self.flush(false);
+            self.flush(false, clock);
             self.metrics.in_flight.set(self.leases.len() as f64);
         }
-        self.flush(true);
+        self.flush(true, None);
         while let Some(done) = self.io.next().await {
             self.on_io(done);
         }
@@ -354,8 +363,17 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             .acks_since
             .map(|since| since + self.options.ack_flush_interval);
         let heartbeat = self.heartbeats.peek().map(|Reverse((at, _))| *at);
-        let pause = self.paused_until.filter(|_| self.stop.is_none());
-        let deadline = self.stop.as_ref().map(|stop| stop.deadline);
+        // Each only while firing would still do something: a deadline or pause that passed
+        // and stays armed fires on every turn, spinning the loop (and, ahead of receives in
+        // the select, starving them).
+        let pause = self
+            .paused_until
+            .filter(|_| self.stop.is_none() && !self.idle_seen);
+        let deadline = self
+            .stop
+            .as_ref()
+            .filter(|_| !self.handlers.is_empty() || !self.leases.is_empty())
+            .map(|stop| stop.deadline);
         [flush, heartbeat, pause, deadline]
             .into_iter()
             .flatten()
@@ -874,12 +892,13 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
     }
 
     /// Sends buffered acknowledgements and visibility changes: full batches at once, the rest
-    /// when the flush interval has passed, everything when `all`.
-    fn flush(&mut self, all: bool) {
+    /// when the flush interval has passed, everything when `all`. `now` is the clock if it
+    /// was just read.
+    fn flush(&mut self, all: bool, now: Option<Instant>) {
         let due = all
-            || self
-                .acks_since
-                .is_some_and(|since| since + self.options.ack_flush_interval <= Instant::now());
+            || self.acks_since.is_some_and(|since| {
+                since + self.options.ack_flush_interval <= now.unwrap_or_else(Instant::now)
+            });
         while self.acks.len() >= BATCH || (due && !self.acks.is_empty()) {
             let take = self.acks.len().min(BATCH);
             let receipts: Vec<ReceiptHandle> = self.acks.drain(..take).collect();

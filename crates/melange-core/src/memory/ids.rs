@@ -1,8 +1,6 @@
-//! Message ids and receipts, written into a stack buffer and copied once into their
-//! `Arc<str>` (`format!` with padded hex, then a `String` → `Arc<str>` copy, was a visible
-//! share of every publish and receive).
-
-use std::sync::Arc;
+//! Hex text for message ids and receipts, written into stack buffers and copied once into
+//! their `Arc<str>` (`format!` with padded hex, then a `String` → `Arc<str>` copy, was a
+//! visible share of every publish and receive).
 
 /// A short ASCII text built on the stack.
 pub(super) struct AsciiBuf {
@@ -48,9 +46,16 @@ impl AsciiBuf {
         // Only ASCII bytes are ever written.
         std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
     }
+}
 
-    pub(super) fn to_arc(&self) -> Arc<str> {
-        Arc::from(self.as_str())
+/// Writes `value` in hex into all of `slot`, zero-padded; only its low `slot.len()` digits
+/// when it has more.
+pub(super) fn write_hex(slot: &mut [u8], value: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in slot.iter_mut().rev().enumerate() {
+        let digit = if i < 16 { (value >> (4 * i)) & 0xf } else { 0 };
+        // The index is masked to 0..16.
+        *byte = HEX[digit as usize];
     }
 }
 

@@ -1,6 +1,7 @@
 //! One queue: its stored messages, which of them are visible and which are in flight until
 //! when, receipts, redrive and counters.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +11,8 @@ use tokio::time::Instant;
 
 use super::QueueStats;
 use super::fifo::{DedupWindow, FifoGroups};
-use super::ids::AsciiBuf;
-use crate::backend::{DeadLetterPolicy, MAX_VISIBILITY_TIMEOUT, QueueInfo};
+use super::ids::write_hex;
+use crate::backend::{DeadLetterPolicy, MAX_VISIBILITY_TIMEOUT, QueueInfo, Received};
 use crate::envelope::{Delivery, Envelope, ReceiptHandle};
 use crate::id_hash::BuildIdHasher;
 
@@ -95,6 +96,10 @@ pub(super) struct Queue {
     /// Wakes receives waiting on this queue.
     pub(super) notify: Arc<Notify>,
     pub(super) dedup: DedupWindow,
+    /// The manifest of the latest message sent here, shared with the next message that has
+    /// the same (a queue's messages mostly share a few manifests): one allocation less per
+    /// message.
+    last_manifest: Option<Arc<str>>,
     messages: HashMap<u64, StoredMessage, BuildIdHasher>,
     visible: Visible,
     /// In-flight messages by the time they become visible again.
@@ -124,6 +129,7 @@ impl Queue {
             content_based_deduplication,
             notify: Arc::new(Notify::new()),
             dedup: DedupWindow::default(),
+            last_manifest: None,
             messages: HashMap::default(),
             visible: if fifo {
                 Visible::Fifo(FifoGroups::default())
@@ -145,6 +151,14 @@ impl Queue {
             self.visibility_timeout,
             self.dead_letter.clone(),
         )
+    }
+
+    /// The manifest as stored: the one of the previous message when it is the same.
+    pub(super) fn manifest(&mut self, manifest: &str) -> Arc<str> {
+        match &self.last_manifest {
+            Some(last) if **last == *manifest => last.clone(),
+            _ => self.last_manifest.insert(Arc::from(manifest)).clone(),
+        }
     }
 
     /// Adds a message at the back of the queue (of its group, on a FIFO queue), visible.
@@ -202,12 +216,14 @@ impl Queue {
         visibility: Duration,
         redrive_after: Option<u32>,
         next_nonce: &mut impl FnMut() -> u64,
-    ) -> (Vec<Envelope>, Vec<StoredMessage>) {
-        let mut delivered = Vec::new();
+    ) -> (Received, Vec<StoredMessage>) {
+        let mut delivered = Received::new();
         let mut moved = Vec::new();
         let until = now + visibility;
         match &mut self.visible {
             Visible::Standard(visible) => {
+                // One allocation for the batch, none for an empty receive.
+                delivered.reserve_exact(max.min(visible.len()));
                 while delivered.len() < max {
                     let Some(seq) = visible.pop_first() else {
                         break;
@@ -221,14 +237,14 @@ impl Queue {
                         }
                         continue;
                     }
-                    delivered.push(deliver(
+                    delivered.push(Ok(deliver(
                         &self.name,
                         self.incarnation,
                         seq,
                         message,
                         (now, until),
                         next_nonce(),
-                    ));
+                    )));
                     self.deadlines.insert((until, seq));
                 }
             }
@@ -252,14 +268,14 @@ impl Queue {
                             }
                             continue;
                         }
-                        delivered.push(deliver(
+                        delivered.push(Ok(deliver(
                             &self.name,
                             self.incarnation,
                             seq,
                             message,
                             (now, until),
                             next_nonce(),
-                        ));
+                        )));
                         self.deadlines.insert((until, seq));
                     }
                     groups.sync(&group);
@@ -280,11 +296,22 @@ impl Queue {
         Ok(seq)
     }
 
-    /// Deletes the message a receipt names. As on SQS, this works after the visibility
-    /// timeout ran out as long as nobody received the message again.
-    pub(super) fn acknowledge(&mut self, receipt: &ReceiptHandle) -> Result<(), BadReceipt> {
-        let seq = self.lookup(receipt)?;
-        let message = self.messages.remove(&seq).ok_or(BadReceipt)?;
+    /// Deletes the message a receipt names and hands it back. As on SQS, this works after the
+    /// visibility timeout ran out as long as nobody received the message again.
+    pub(super) fn acknowledge(
+        &mut self,
+        receipt: &ReceiptHandle,
+    ) -> Result<StoredMessage, BadReceipt> {
+        let (incarnation, seq, nonce) = parse_receipt(receipt).ok_or(BadReceipt)?;
+        // The checks of `lookup`, on one probe of the table (the entry was most likely last
+        // written by another thread).
+        let Entry::Occupied(entry) = self.messages.entry(seq) else {
+            return Err(BadReceipt);
+        };
+        if incarnation != self.incarnation || nonce == 0 || entry.get().last_receipt != nonce {
+            return Err(BadReceipt);
+        }
+        let message = entry.remove();
         match (message.invisible_until, &mut self.visible) {
             (Some(until), Visible::Standard(_)) => {
                 self.deadlines.remove(&(until, seq));
@@ -299,7 +326,7 @@ impl Queue {
             (None, Visible::Fifo(groups)) => groups.remove_visible(&group_key(&message), seq),
         }
         self.acknowledged += 1;
-        Ok(())
+        Ok(message)
     }
 
     /// Makes an in-flight message visible again at `now + timeout` (at once for zero).
@@ -380,24 +407,96 @@ fn deliver(
     }
 }
 
-/// Reads back the (incarnation, sequence number, nonce) of a receipt built by [`deliver`].
-/// `mem-{incarnation:016x}-{seq:016x}-{nonce:016x}`.
+/// The length of a receipt: `mem-` and three 16-digit hex numbers separated by `-`.
+const RECEIPT_LEN: usize = 4 + 3 * 16 + 2;
+
+/// `mem-{incarnation:016x}-{seq:016x}-{nonce:016x}`, written in place: one is built per
+/// delivery and parsed per acknowledgement, both on the hot path.
 fn receipt(incarnation: u64, seq: u64, nonce: u64) -> ReceiptHandle {
-    let mut receipt = AsciiBuf::new();
-    receipt.push("mem");
-    for part in [incarnation, seq, nonce] {
-        receipt.push("-");
-        receipt.push_hex(part, 16);
+    let mut text = [b'-'; RECEIPT_LEN];
+    text[..4].copy_from_slice(b"mem-");
+    for (part, value) in [incarnation, seq, nonce].into_iter().enumerate() {
+        let start = 4 + part * 17;
+        write_hex(&mut text[start..start + 16], value);
     }
-    ReceiptHandle::new(receipt.to_arc())
+    // Only ASCII was written.
+    ReceiptHandle::new(std::str::from_utf8(&text).unwrap_or_default())
 }
 
+/// Reads back the (incarnation, sequence number, nonce) of a receipt built by [`receipt`].
 fn parse_receipt(receipt: &ReceiptHandle) -> Option<(u64, u64, u64)> {
-    let mut parts = receipt.as_str().strip_prefix("mem-")?.split('-');
+    let text = receipt.as_str();
+    // Fast path for the exact shape `receipt` writes; anything else takes the general one.
+    if text.len() == RECEIPT_LEN
+        && let Some(parsed) = parse_fixed_receipt(text.as_bytes())
+    {
+        return Some(parsed);
+    }
+    let mut parts = text.strip_prefix("mem-")?.split('-');
     let mut next = || u64::from_str_radix(parts.next()?, 16).ok();
     let parsed = (next()?, next()?, next()?);
     if parts.next().is_some() {
         return None;
     }
     Some(parsed)
+}
+
+fn parse_fixed_receipt(bytes: &[u8]) -> Option<(u64, u64, u64)> {
+    if !bytes.starts_with(b"mem-") || bytes.get(20) != Some(&b'-') || bytes.get(37) != Some(&b'-') {
+        return None;
+    }
+    let hex = |start: usize| {
+        let mut value = 0_u64;
+        // Invalid digits map to 0xff: or-ing them all tells whether one was met.
+        let mut invalid = 0_u8;
+        for &byte in bytes.get(start..start + 16)? {
+            let digit = HEX_DIGITS[usize::from(byte)];
+            invalid |= digit;
+            value = value << 4 | u64::from(digit & 0xf);
+        }
+        (invalid & 0xf0 == 0).then_some(value)
+    };
+    Some((hex(4)?, hex(21)?, hex(38)?))
+}
+
+/// The value of each byte as a hex digit (either case), 0xff for the others.
+static HEX_DIGITS: [u8; 256] = {
+    let mut table = [0xff_u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+#[cfg(test)]
+mod receipt_tests {
+    use super::*;
+
+    #[test]
+    fn receipts_read_back_on_the_fast_and_the_general_path() {
+        let built = receipt(0x1f, u64::MAX, 7);
+        assert_eq!(
+            built.as_str(),
+            "mem-000000000000001f-ffffffffffffffff-0000000000000007"
+        );
+        assert_eq!(parse_receipt(&built), Some((0x1f, u64::MAX, 7)));
+        let short = ReceiptHandle::new("mem-1f-2-3");
+        assert_eq!(parse_receipt(&short), Some((0x1f, 2, 3)));
+        for bad in [
+            "mem-000000000000001f-ffffffffffffffff-000000000000000g",
+            "mem-1-2-10000000000000000",
+            "mem-1-2",
+            "rcpt-1-2-3",
+        ] {
+            assert_eq!(parse_receipt(&ReceiptHandle::new(bad)), None, "{bad}");
+        }
+    }
 }

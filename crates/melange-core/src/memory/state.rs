@@ -2,6 +2,7 @@
 //! operations on them. Every method runs under the lock and never waits; the async layer in
 //! `mod.rs` does the waiting.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -12,7 +13,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::fifo::DedupKey;
-use super::ids::AsciiBuf;
+use super::ids::{AsciiBuf, write_hex};
 use super::queue::{ChangeRefused, Queue, StoredMessage};
 use super::topic::Topic;
 use super::validate::{self, Destination};
@@ -20,6 +21,7 @@ use super::{QueueStats, Subscription};
 use crate::backend::{BatchResult, QueueInfo, QueueSpec, Received, is_fifo_name};
 use crate::envelope::{OutgoingMessage, ReceiptHandle, ReceiveOptions};
 use crate::error::BackendError;
+use crate::id_hash::BuildIdHasher;
 
 /// The limits and defaults a backend was built with.
 #[derive(Debug, Clone, Copy)]
@@ -32,31 +34,51 @@ pub(super) struct Config {
 #[derive(Debug)]
 struct Ids {
     last: u64,
-    /// Random per backend, so two backends do not hand out the same message ids.
-    seed: u64,
+    /// The part of every message id that comes from a seed random per backend (so two
+    /// backends do not hand out the same message ids): `xxxxxxxx-xxxx-4xxx-`.
+    prefix: [u8; ID_PREFIX],
 }
 
+/// The length of a message id's seed part, up to the fourth group.
+const ID_PREFIX: usize = 19;
+/// The length of a message id, shaped like a UUID.
+const ID_LEN: usize = 36;
+
 impl Ids {
+    fn new(seed: u64) -> Self {
+        let mut text = AsciiBuf::new();
+        text.push_hex(seed >> 32, 8);
+        text.push("-");
+        text.push_hex(seed >> 16, 4);
+        text.push("-4");
+        text.push_hex(seed, 3);
+        text.push("-");
+        let mut prefix = [b'0'; ID_PREFIX];
+        for (slot, byte) in prefix.iter_mut().zip(text.as_str().bytes()) {
+            *slot = byte;
+        }
+        Self { last: 0, prefix }
+    }
+
     fn next(&mut self) -> u64 {
         self.last += 1;
         self.last
     }
 
-    /// A message id shaped like the UUIDs SQS and SNS hand out.
+    /// A message id shaped like the UUIDs SQS and SNS hand out:
+    /// `{seed part}{0x8000 | n >> 48 & 0x3fff:04x}-{n:012x}`. Written in place from the
+    /// precomputed seed part (it is made under the backend's lock, once per message).
     fn message_id(&mut self) -> Arc<str> {
         let n = self.next();
-        let s = self.seed;
-        let mut id = AsciiBuf::new();
-        id.push_hex(s >> 32, 8);
-        id.push("-");
-        id.push_hex(s >> 16, 4);
-        id.push("-4");
-        id.push_hex(s, 3);
-        id.push("-");
-        id.push_hex(0x8000 | ((n >> 48) & 0x3fff), 4);
-        id.push("-");
-        id.push_hex(n, 12);
-        id.to_arc()
+        let mut text = [b'-'; ID_LEN];
+        text[..ID_PREFIX].copy_from_slice(&self.prefix);
+        write_hex(
+            &mut text[ID_PREFIX..ID_PREFIX + 4],
+            0x8000 | ((n >> 48) & 0x3fff),
+        );
+        write_hex(&mut text[ID_PREFIX + 5..], n);
+        // Only ASCII was written.
+        Arc::from(std::str::from_utf8(&text).unwrap_or_default())
     }
 }
 
@@ -67,13 +89,22 @@ pub(super) enum Poll {
     Ready(Received),
     /// Nothing to receive now; wait for a notification or until the next in-flight message
     /// becomes visible again.
-    Wait(Option<Instant>),
+    Wait {
+        /// When the next in-flight message becomes visible again.
+        next_visible: Option<Instant>,
+        /// The incarnation of the queue looked at, for the next look.
+        incarnation: u64,
+        /// Wakes receives waiting on the queue.
+        notify: Arc<Notify>,
+    },
 }
 
 /// A validated outgoing message, its strings shared between the queues it fans out to.
-struct Prepared {
+#[derive(Clone)]
+pub(super) struct Prepared {
     content: Arc<str>,
-    manifest: Option<Arc<str>>,
+    /// Made an `Arc` by the queue it goes to, which shares one between its messages.
+    manifest: Option<Cow<'static, str>>,
     serializer_id: Option<u32>,
     attributes: HashMap<String, String>,
     group: Option<Arc<str>>,
@@ -81,11 +112,11 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn new(message: OutgoingMessage) -> Self {
+    pub(super) fn new(message: OutgoingMessage) -> Self {
         let serializer_id = message.manifest.is_some().then_some(message.serializer_id);
         Self {
             content: message.content.into(),
-            manifest: message.manifest.map(|m| Arc::from(&*m)),
+            manifest: message.manifest,
             serializer_id,
             attributes: message.attributes,
             group: message.message_group_id.map(Arc::from),
@@ -99,6 +130,18 @@ impl Prepared {
             Some(id) => DedupKey::Id(id.clone()),
             None => DedupKey::Content(self.content.clone()),
         }
+    }
+
+    fn into_stored(self, id: Arc<str>, queue: &mut Queue) -> StoredMessage {
+        let manifest = self.manifest.map(|manifest| queue.manifest(&manifest));
+        StoredMessage::new(
+            id,
+            self.content,
+            manifest,
+            self.serializer_id,
+            self.attributes,
+            self.group,
+        )
     }
 }
 
@@ -125,7 +168,7 @@ fn invalid_receipt(queue: &str) -> BackendError {
 
 /// Sends a prepared message to a queue, applying its deduplication; returns the message id
 /// (the original one for a duplicate).
-fn enqueue(queue: &mut Queue, ids: &mut Ids, message: &Prepared, now: Instant) -> Arc<str> {
+fn enqueue(queue: &mut Queue, ids: &mut Ids, message: Prepared, now: Instant) -> Arc<str> {
     let key = queue.fifo.then(|| message.dedup_key());
     if let Some(key) = &key
         && let Some(original) = queue.dedup.get(key, now)
@@ -136,22 +179,18 @@ fn enqueue(queue: &mut Queue, ids: &mut Ids, message: &Prepared, now: Instant) -
     if let Some(key) = key {
         queue.dedup.record(key, id.clone(), now);
     }
-    queue.enqueue(StoredMessage::new(
-        id.clone(),
-        message.content.clone(),
-        message.manifest.clone(),
-        message.serializer_id,
-        message.attributes.clone(),
-        message.group.clone(),
-    ));
+    let stored = message.into_stored(id.clone(), queue);
+    queue.enqueue(stored);
     id
 }
 
 /// Everything the backend holds.
 #[derive(Debug)]
 pub(super) struct State {
-    queues: HashMap<String, Queue>,
-    topics: HashMap<String, Topic>,
+    /// Looked up on every call: hashed with the cheap id hasher rather than SipHash (names
+    /// are the application's own, at most 80 or 256 characters).
+    queues: HashMap<String, Queue, BuildIdHasher>,
+    topics: HashMap<String, Topic, BuildIdHasher>,
     ids: Ids,
 }
 
@@ -159,12 +198,9 @@ impl State {
     /// An empty backend.
     pub(super) fn new() -> Self {
         Self {
-            queues: HashMap::new(),
-            topics: HashMap::new(),
-            ids: Ids {
-                last: 0,
-                seed: RandomState::new().hash_one(0_u8),
-            },
+            queues: HashMap::default(),
+            topics: HashMap::default(),
+            ids: Ids::new(RandomState::new().hash_one(0_u8)),
         }
     }
 
@@ -294,13 +330,16 @@ impl State {
             .collect())
     }
 
+    /// Enqueues messages already checked by [`validate::message_alone`] (an `Err` entry is
+    /// a message that failed those checks); returns their message ids and the queue's
+    /// wake-up handle, to notify once the lock is released.
     pub(super) fn publish_to_queue(
         &mut self,
         name: &str,
-        messages: Vec<OutgoingMessage>,
+        messages: Vec<Result<Prepared, BackendError>>,
         now: Instant,
         config: &Config,
-    ) -> Result<BatchResult<String>, BackendError> {
+    ) -> Result<(BatchResult<Arc<str>>, Arc<Notify>), BackendError> {
         let Self { queues, ids, .. } = self;
         let queue = queues.get_mut(name).ok_or_else(|| queue_missing(name))?;
         let to = Destination {
@@ -312,13 +351,12 @@ impl State {
         let results = messages
             .into_iter()
             .map(|message| {
-                validate::message(to, &message)?;
-                let id = enqueue(queue, ids, &Prepared::new(message), now);
-                Ok(id.to_string())
+                let message = message?;
+                validate::deduplication(to, message.deduplication_id.is_some())?;
+                Ok(enqueue(queue, ids, message, now))
             })
             .collect();
-        queue.notify.notify_waiters();
-        Ok(results)
+        Ok((results, queue.notify.clone()))
     }
 
     pub(super) fn publish_to_topic(
@@ -358,7 +396,7 @@ impl State {
                 }
                 for recipient in topic.recipients(message.manifest.as_deref()) {
                     if let Some(queue) = queues.get_mut(recipient) {
-                        enqueue(queue, ids, &message, now);
+                        enqueue(queue, ids, message.clone(), now);
                         if !notify.iter().any(|n| Arc::ptr_eq(n, &queue.notify)) {
                             notify.push(queue.notify.clone());
                         }
@@ -373,26 +411,19 @@ impl State {
         Ok(results)
     }
 
-    /// The incarnation and wake-up handle of a queue, for a receive about to wait on it.
-    pub(super) fn waiter(&self, name: &str) -> Result<(u64, Arc<Notify>), BackendError> {
-        self.queues
-            .get(name)
-            .map(|q| (q.incarnation, q.notify.clone()))
-            .ok_or_else(|| queue_missing(name))
-    }
-
-    /// Receives what is receivable now from the queue's `incarnation`.
+    /// Receives what is receivable now from the queue, which must still be the `incarnation`
+    /// seen by an earlier look when there was one.
     pub(super) fn try_receive(
         &mut self,
         name: &str,
-        incarnation: u64,
+        incarnation: Option<u64>,
         options: &ReceiveOptions,
         now: Instant,
     ) -> Result<Poll, BackendError> {
         let Self { queues, ids, .. } = self;
         let queue = queues
             .get(name)
-            .filter(|q| q.incarnation == incarnation)
+            .filter(|q| incarnation.is_none_or(|seen| q.incarnation == seen))
             .ok_or_else(|| queue_missing(name))?;
         // Redrive only to a dead-letter queue that exists, as SQS does.
         let dead_letter = queue
@@ -422,31 +453,40 @@ impl State {
             target.notify.notify_waiters();
         }
         if delivered.is_empty() {
-            Ok(Poll::Wait(next_deadline))
+            let queue = queues.get(name).ok_or_else(|| queue_missing(name))?;
+            Ok(Poll::Wait {
+                next_visible: next_deadline,
+                incarnation: queue.incarnation,
+                notify: queue.notify.clone(),
+            })
         } else {
-            Ok(Poll::Ready(delivered.into_iter().map(Ok).collect()))
+            Ok(Poll::Ready(delivered))
         }
     }
 
+    /// Deletes the messages the receipts name, moving them into `deleted` (for the caller to
+    /// drop once the lock is released). Returns the queue's wake-up handle when waiting
+    /// receives must be notified.
     pub(super) fn acknowledge(
         &mut self,
         name: &str,
         receipts: &[ReceiptHandle],
-    ) -> Result<BatchResult<()>, BackendError> {
+        deleted: &mut Vec<StoredMessage>,
+    ) -> Result<(BatchResult<()>, Option<Arc<Notify>>), BackendError> {
         let queue = self.queue_mut(name)?;
         let results: BatchResult<()> = receipts
             .iter()
-            .map(|receipt| {
-                queue
-                    .acknowledge(receipt)
-                    .map_err(|_| invalid_receipt(name))
+            .map(|receipt| match queue.acknowledge(receipt) {
+                Ok(message) => {
+                    deleted.push(message);
+                    Ok(())
+                }
+                Err(_) => Err(invalid_receipt(name)),
             })
             .collect();
         // Deleting a message of a FIFO group may unlock the group.
-        if queue.fifo && results.iter().any(Result::is_ok) {
-            queue.notify.notify_waiters();
-        }
-        Ok(results)
+        let wake = (queue.fifo && !deleted.is_empty()).then(|| queue.notify.clone());
+        Ok((results, wake))
     }
 
     pub(super) fn change_visibility(
@@ -485,5 +525,38 @@ impl State {
         let queue = self.queue_mut(name)?;
         queue.expire(now);
         Ok(queue.stats())
+    }
+}
+
+#[cfg(test)]
+mod ids_tests {
+    use super::*;
+
+    /// The id as it was written before the seed part was precomputed.
+    fn reference(seed: u64, n: u64) -> String {
+        let mut id = AsciiBuf::new();
+        id.push_hex(seed >> 32, 8);
+        id.push("-");
+        id.push_hex(seed >> 16, 4);
+        id.push("-4");
+        id.push_hex(seed, 3);
+        id.push("-");
+        id.push_hex(0x8000 | ((n >> 48) & 0x3fff), 4);
+        id.push("-");
+        id.push_hex(n, 12);
+        id.as_str().to_owned()
+    }
+
+    #[test]
+    fn message_ids_keep_their_uuid_shape() {
+        for seed in [0, 0x0123_4567_89ab_cdef, u64::MAX] {
+            let mut ids = Ids::new(seed);
+            ids.last = (1 << 52) - 3;
+            for _ in 0..5 {
+                let id = ids.message_id();
+                assert_eq!(&*id, reference(seed, ids.last), "seed {seed:x}");
+                assert_eq!(id.len(), ID_LEN);
+            }
+        }
     }
 }
