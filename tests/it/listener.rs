@@ -264,9 +264,9 @@ async fn generic_consumer() -> Result<(), ConsumeError> {
     Ok(())
 }
 
-// Four or more handlers: the generated code looks the manifest up by its hash. Manifests of
-// one, eight (one word of the hash), nine and seventeen bytes, and two that differ in their
-// last byte only.
+// Many handlers with manifests that share prefixes (of one, eight, nine and seventeen bytes,
+// two differing in their last byte only), declared through macro_rules!: each message must
+// reach its own handler.
 macro_rules! numbered {
     ($($name:ident = $manifest:literal),* $(,)?) => {$(
         #[derive(Debug, Serialize, Deserialize, melange::Message)]

@@ -58,43 +58,6 @@ pub fn unaccepted(consumer: &'static str, manifest: Option<&str>) -> ConsumeErro
     }
 }
 
-/// A hash of a manifest, computed at compile time for every route of a consumer with many
-/// handlers and once per message at run time, so that the generated code finds the handler
-/// with a `match` on an integer (a jump table or a binary search) instead of comparing the
-/// manifest with every handler's in turn. A hit is confirmed by comparing the strings, so a
-/// collision costs one more comparison, never a wrong handler: no need for a keyed hash.
-#[inline]
-pub const fn manifest_hash(manifest: &str) -> u64 {
-    const K: u64 = 0x9E37_79B9_7F4A_7C15;
-    let bytes = manifest.as_bytes();
-    let mut hash = (bytes.len() as u64).wrapping_mul(K);
-    let mut i = 0;
-    // Eight bytes at a time, little-endian: the optimizer turns each word into one load.
-    while i + 8 <= bytes.len() {
-        let word = (bytes[i] as u64)
-            | (bytes[i + 1] as u64) << 8
-            | (bytes[i + 2] as u64) << 16
-            | (bytes[i + 3] as u64) << 24
-            | (bytes[i + 4] as u64) << 32
-            | (bytes[i + 5] as u64) << 40
-            | (bytes[i + 6] as u64) << 48
-            | (bytes[i + 7] as u64) << 56;
-        hash = (hash ^ word).wrapping_mul(K).rotate_left(29);
-        i += 8;
-    }
-    if i < bytes.len() {
-        let mut word = 0u64;
-        let mut shift = 0;
-        while i < bytes.len() {
-            word |= (bytes[i] as u64) << shift;
-            shift += 8;
-            i += 1;
-        }
-        hash = (hash ^ word).wrapping_mul(K).rotate_left(29);
-    }
-    hash
-}
-
 /// The route to a handler of a [`Message`] type: its manifest and its decoder.
 ///
 /// Generated code builds one per handler with [`Route::for_message`], the only place that requires
@@ -168,44 +131,4 @@ pub use crate::serializer::pickle::PythonClass;
 pub trait PythonClass {
     /// The Python class path.
     const PYTHON_CLASS: &'static str;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::manifest_hash;
-
-    /// Collisions are correct (the strings are compared too) but slow: every byte and the
-    /// length must count, at word boundaries and in the tail.
-    #[test]
-    fn manifest_hash_tells_near_misses_apart() {
-        const AT_COMPILE_TIME: u64 = manifest_hash("orders.OrderCreated");
-        assert_eq!(
-            AT_COMPILE_TIME,
-            manifest_hash(&String::from("orders.OrderCreated"))
-        );
-        let manifests = [
-            "",
-            "a",
-            "b",
-            "ab",
-            "ba",
-            "abcdefg",
-            "abcdefgh",
-            "abcdefgi",
-            "bbcdefgh",
-            "abcdefgh\0",
-            "abcdefgh.",
-            "abcdefgh.ijklmnop",
-            "abcdefgh.ijklmnoq",
-            "abcdefgh.ijklmnop.",
-            "M1",
-            "M10",
-            "M100",
-            "M01",
-        ];
-        let mut hashes: Vec<u64> = manifests.iter().map(|m| manifest_hash(m)).collect();
-        hashes.sort_unstable();
-        hashes.dedup();
-        assert_eq!(hashes.len(), manifests.len());
-    }
 }

@@ -8,20 +8,12 @@ use syn::{Generics, Type, parse_quote};
 use super::ast::Listener;
 use super::valid::{Binding, Consumer, Handler};
 
-/// From this many handlers bound to manifests on, a consumer looks the manifest up by its hash
-/// (`melange::__private::manifest_hash`); below, comparing
-/// with each in turn is as fast.
-const HASHED_LOOKUP_MIN_ROUTES: usize = 4;
-
 /// How generated code reaches one handler's manifest and decoder.
 struct Route {
     /// Items defined next to the impl (non-generic routes).
     item: Option<TokenStream>,
     /// The handler's manifest, a constant expression.
     manifest: TokenStream,
-    /// Whether `manifest` may be used in an item next to the impl (it names no generic
-    /// parameter and not `Self`).
-    manifest_in_items: bool,
     /// Decodes the message from `__melange_ctx`, giving a `Result<T, SerializationError>`.
     decode: TokenStream,
 }
@@ -42,22 +34,6 @@ pub(crate) fn consumer_impl(listener: &Listener, consumer: &Consumer) -> TokenSt
         .map(|(index, handler)| route(index, handler, generic))
         .collect();
     let route_items = routes.iter().filter_map(|route| route.item.as_ref());
-    // With many handlers, the manifest is looked up by its hash (one `match` on an integer)
-    // rather than compared with each handler's in turn; `hashes` holds each route's hash
-    // constant then.
-    let hashed = routes.len() >= HASHED_LOOKUP_MIN_ROUTES
-        && routes.iter().all(|route| route.manifest_in_items);
-    let hashes: Vec<_> = if hashed {
-        (0..routes.len())
-            .map(|index| format_ident!("__MELANGE_HASH_{}", index))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let hash_items = hashes.iter().zip(&routes).map(|(constant, route)| {
-        let manifest = &route.manifest;
-        quote!(const #constant: u64 = #private::manifest_hash(#manifest);)
-    });
 
     let duplicate_check = (routes.len() > 1).then(|| {
         let manifests = routes.iter().map(|route| &route.manifest);
@@ -90,20 +66,6 @@ pub(crate) fn consumer_impl(listener: &Listener, consumer: &Consumer) -> TokenSt
                 false
             }
         }
-    } else if hashed {
-        let manifests = routes.iter().map(|route| &route.manifest);
-        quote! {
-            #[inline]
-            fn accepts(&self, manifest: #private::Option<&str>) -> bool {
-                match manifest {
-                    #private::Option::Some(manifest) => match #private::manifest_hash(manifest) {
-                        #(#hashes if manifest == #manifests => true,)*
-                        _ => false,
-                    },
-                    #private::Option::None => false,
-                }
-            }
-        }
     } else {
         let manifests = routes.iter().map(|route| &route.manifest);
         quote! {
@@ -117,49 +79,26 @@ pub(crate) fn consumer_impl(listener: &Listener, consumer: &Consumer) -> TokenSt
         }
     };
 
-    let dispatch =
-        if routes.is_empty() {
-            None
-        } else if hashed {
-            let arms = consumer.handlers.iter().zip(&routes).zip(&hashes).map(
-                |((handler, route), hash)| {
-                    let manifest = &route.manifest;
-                    let call = call_handler(name, handler, &route.decode);
-                    quote! {
-                        #hash if __melange_manifest == #manifest => {
-                            #call
-                        }
-                    }
-                },
-            );
-            Some(quote! {
-                if let #private::Option::Some(__melange_manifest) = __melange_ctx.manifest() {
-                    match #private::manifest_hash(__melange_manifest) {
-                        #(#arms)*
-                        _ => {}
+    let dispatch = (!routes.is_empty()).then(|| {
+        let arms = consumer
+            .handlers
+            .iter()
+            .zip(&routes)
+            .map(|(handler, route)| {
+                let manifest = &route.manifest;
+                let call = call_handler(name, handler, &route.decode);
+                quote! {
+                    if __melange_manifest == #manifest {
+                        #call
                     }
                 }
-            })
-        } else {
-            let arms = consumer
-                .handlers
-                .iter()
-                .zip(&routes)
-                .map(|(handler, route)| {
-                    let manifest = &route.manifest;
-                    let call = call_handler(name, handler, &route.decode);
-                    quote! {
-                        if __melange_manifest == #manifest {
-                            #call
-                        }
-                    }
-                });
-            Some(quote! {
-                if let #private::Option::Some(__melange_manifest) = __melange_ctx.manifest() {
-                    #(#arms)*
-                }
-            })
-        };
+            });
+        quote! {
+            if let #private::Option::Some(__melange_manifest) = __melange_ctx.manifest() {
+                #(#arms)*
+            }
+        }
+    });
     let tail = match &consumer.fallback {
         Some(fallback) => {
             let decode = decode_with_serde(&fallback.message);
@@ -173,7 +112,6 @@ pub(crate) fn consumer_impl(listener: &Listener, consumer: &Consumer) -> TokenSt
     quote! {
         const _: () = {
             #(#route_items)*
-            #(#hash_items)*
             #module_check
 
             #[automatically_derived]
@@ -261,7 +199,6 @@ fn route(index: usize, handler: &Handler, generic: bool) -> Route {
                 Route {
                     item: None,
                     manifest: quote!(#route.manifest),
-                    manifest_in_items: false,
                     decode: quote!((#route.decode)(__melange_ctx)),
                 }
             } else {
@@ -271,7 +208,6 @@ fn route(index: usize, handler: &Handler, generic: bool) -> Route {
                         const #constant: #private::Route<#ty> = #new_route;
                     }),
                     manifest: quote!(#constant.manifest),
-                    manifest_in_items: true,
                     decode: quote!((#constant.decode)(__melange_ctx)),
                 }
             }
@@ -279,14 +215,12 @@ fn route(index: usize, handler: &Handler, generic: bool) -> Route {
         Binding::Manifest(manifest) => Route {
             item: None,
             manifest: manifest.to_token_stream(),
-            manifest_in_items: true,
             decode: decode_with_serde(&handler.message),
         },
         // Not routed by manifest; `consumer_impl` handles it.
         Binding::Fallback => Route {
             item: None,
             manifest: TokenStream::new(),
-            manifest_in_items: false,
             decode: decode_with_serde(&handler.message),
         },
     }
