@@ -35,6 +35,28 @@ struct Registry {
     serializers: Vec<Entry>,
     bindings: HashMap<TypeId, usize>,
     default: usize,
+    /// The default serializer's identifier, which a received message with none is read with.
+    default_id: u32,
+    /// The [`JsonSerializer`]'s identifier, if registered: a received message with it is
+    /// decoded by `serde_json` before any lookup (the hot path of every JSON message).
+    json_id: Option<u32>,
+}
+
+impl Registry {
+    fn new(serializers: Vec<Entry>, bindings: HashMap<TypeId, usize>, default: usize) -> Self {
+        // Identifiers are unique, so at most one entry is the JSON one.
+        let json_id = serializers
+            .iter()
+            .find(|entry| entry.is_json)
+            .map(|entry| entry.id);
+        Self {
+            default_id: serializers[default].id,
+            json_id,
+            serializers,
+            bindings,
+            default,
+        }
+    }
 }
 
 struct Entry {
@@ -62,11 +84,7 @@ impl Default for SerializerRegistry {
     fn default() -> Self {
         let json = Entry::new("json".to_owned(), JsonSerializer);
         Self {
-            inner: Arc::new(Registry {
-                serializers: vec![json],
-                bindings: HashMap::new(),
-                default: 0,
-            }),
+            inner: Arc::new(Registry::new(vec![json], HashMap::new(), 0)),
         }
     }
 }
@@ -163,17 +181,25 @@ impl SerializerRegistry {
         serializer_id: Option<u32>,
         manifest: Option<&str>,
     ) -> Result<T, SerializationError> {
+        let id = serializer_id.unwrap_or(self.inner.default_id);
+        if Some(id) == self.inner.json_id {
+            return serde_json::from_str(content)
+                .map_err(|source| decode_error(manifest, id, source.into()));
+        }
+        self.deserialize_erased(content, serializer_id, manifest)
+    }
+
+    /// Decoding with a serializer other than JSON, through type erasure.
+    fn deserialize_erased<T: DeserializeOwned>(
+        &self,
+        content: &str,
+        serializer_id: Option<u32>,
+        manifest: Option<&str>,
+    ) -> Result<T, SerializationError> {
         // The lookup is not generic: one copy, not one per message type.
         let entry = self.entry_for_received(serializer_id)?;
-        let decoded = if entry.is_json {
-            match serde_json::from_str(content) {
-                Ok(message) => return Ok(message),
-                Err(error) => Err(error.into()),
-            }
-        } else {
-            deserialize_with(&*entry.serializer, content)
-        };
-        decoded.map_err(|source| decode_error(manifest, entry.id, source))
+        deserialize_with(&*entry.serializer, content)
+            .map_err(|source| decode_error(manifest, entry.id, source))
     }
 
     /// The entry that decodes a received message: the one its serializer id names, or the
@@ -275,11 +301,7 @@ impl SerializerRegistryBuilder {
             }
         }
         Ok(SerializerRegistry {
-            inner: Arc::new(Registry {
-                serializers: self.serializers,
-                bindings,
-                default,
-            }),
+            inner: Arc::new(Registry::new(self.serializers, bindings, default)),
         })
     }
 }
@@ -404,6 +426,39 @@ mod tests {
         assert_eq!(
             SerializerRegistry::builder().build().unwrap_err(),
             RegistryError::Empty
+        );
+    }
+
+    #[test]
+    fn received_messages_reach_the_serializer_their_id_names() {
+        let registry = SerializerRegistry::builder()
+            .serializer("json", JsonSerializer)
+            .serializer("custom", Custom)
+            .default_serializer("custom")
+            .build()
+            .unwrap();
+        // No id: the default decodes, here not JSON.
+        let back: Ping = registry.deserialize("n=3", None, Some("Ping")).unwrap();
+        assert_eq!(back, Ping { n: 3 });
+        // JSON's id: the JSON fast path decodes, though JSON is not the default.
+        let back: Ping = registry
+            .deserialize(r#"{"n":4}"#, Some(1), Some("Ping"))
+            .unwrap();
+        assert_eq!(back, Ping { n: 4 });
+        // A failure names the serializer and the manifest, on either path.
+        let err = registry
+            .deserialize::<Ping>("n=3", Some(1), Some("Ping"))
+            .unwrap_err();
+        assert!(
+            matches!(&err, SerializationError::Decode { serializer_id: 1, manifest: Some(m), .. } if m == "Ping"),
+            "{err:?}"
+        );
+        let err = registry
+            .deserialize::<Ping>(r#"{"n":4}"#, None, Some("Ping"))
+            .unwrap_err();
+        assert!(
+            matches!(&err, SerializationError::Decode { serializer_id: 77, manifest: Some(m), .. } if m == "Ping"),
+            "{err:?}"
         );
     }
 
