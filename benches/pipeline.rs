@@ -16,12 +16,16 @@
 //! `MELANGE_BENCH_RUNTIME=current_thread` runs everything on one thread (for profiling).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+// The forwarding half of `Slow`, shared with the tests.
+#[path = "../tests/support/forward.rs"]
+mod forward;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use melange::backend::{BatchResult, QueueInfo, QueueSpec, Received};
-use melange::envelope::{OutgoingMessage, ReceiptHandle, ReceiveOptions};
+use melange::backend::{BatchResult, Received};
+use melange::envelope::{ReceiptHandle, ReceiveOptions};
 use melange::{
     BackendError, ConsumerOptions, InMemoryBackend, MessagingBackend, MessagingBackendFactory,
     QueuePublisher, SerializerRegistry, SimpleConsumerHandler,
@@ -207,50 +211,14 @@ impl Slow {
 }
 
 impl MessagingBackend for Slow {
-    async fn declare_queue(&self, spec: &QueueSpec) -> Result<QueueInfo, BackendError> {
-        self.inner.declare_queue(spec).await
-    }
-    async fn get_queue(&self, name: &str) -> Result<QueueInfo, BackendError> {
-        self.inner.get_queue(name).await
-    }
-    async fn delete_queue(&self, name: &str) -> Result<(), BackendError> {
-        self.inner.delete_queue(name).await
-    }
-    async fn declare_topic(&self, name: &str) -> Result<(), BackendError> {
-        self.inner.declare_topic(name).await
-    }
-    async fn delete_topic(&self, name: &str) -> Result<(), BackendError> {
-        self.inner.delete_topic(name).await
-    }
-    async fn subscribe(
-        &self,
-        queue: &str,
-        topic: &str,
-        manifest_filter: Option<&[String]>,
-    ) -> Result<(), BackendError> {
-        self.inner.subscribe(queue, topic, manifest_filter).await
-    }
-    async fn publish_to_queue(
-        &self,
-        queue: &str,
-        message: OutgoingMessage,
-    ) -> Result<String, BackendError> {
-        self.inner.publish_to_queue(queue, message).await
-    }
-    async fn publish_batch_to_queue(
-        &self,
-        queue: &str,
-        messages: Vec<OutgoingMessage>,
-    ) -> Result<BatchResult<String>, BackendError> {
-        self.inner.publish_batch_to_queue(queue, messages).await
-    }
-    async fn publish_to_topic(
-        &self,
-        topic: &str,
-        message: OutgoingMessage,
-    ) -> Result<String, BackendError> {
-        self.inner.publish_to_topic(topic, message).await
-    }
+    // `publish_batch_to_topic` stays the trait's default, as it was: one `publish_to_topic`
+    // per message (nothing here publishes to a topic).
+    crate::forward::forward_backend!(
+        inner,
+        except receive, acknowledge, acknowledge_batch, change_visibility,
+        change_visibility_batch, publish_batch_to_topic
+    );
+
     async fn receive(
         &self,
         queue: &str,

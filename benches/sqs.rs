@@ -21,12 +21,16 @@
 //!   publish_batch` or raw `SendMessageBatch`, concurrency tasks in parallel.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+// The forwarding half of `Deletions`, shared with the tests.
+#[path = "../tests/support/forward.rs"]
+mod forward;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use melange::backend::{BatchResult, QueueInfo, QueueSpec, Received};
-use melange::envelope::{OutgoingMessage, ReceiptHandle, ReceiveOptions};
+use melange::backend::BatchResult;
+use melange::envelope::ReceiptHandle;
 use melange::sqs::ElasticMqBackend;
 use melange::sqs::aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use melange::sqs::aws_sdk_sqs::types::{
@@ -216,64 +220,8 @@ impl<B> Deletions<B> {
 }
 
 impl<B: MessagingBackend> MessagingBackend for Deletions<B> {
-    async fn declare_queue(&self, spec: &QueueSpec) -> Result<QueueInfo, BackendError> {
-        self.inner.declare_queue(spec).await
-    }
-    async fn get_queue(&self, name: &str) -> Result<QueueInfo, BackendError> {
-        self.inner.get_queue(name).await
-    }
-    async fn delete_queue(&self, name: &str) -> Result<(), BackendError> {
-        self.inner.delete_queue(name).await
-    }
-    async fn declare_topic(&self, name: &str) -> Result<(), BackendError> {
-        self.inner.declare_topic(name).await
-    }
-    async fn delete_topic(&self, name: &str) -> Result<(), BackendError> {
-        self.inner.delete_topic(name).await
-    }
-    async fn subscribe(
-        &self,
-        queue: &str,
-        topic: &str,
-        manifest_filter: Option<&[String]>,
-    ) -> Result<(), BackendError> {
-        self.inner.subscribe(queue, topic, manifest_filter).await
-    }
-    async fn publish_to_queue(
-        &self,
-        queue: &str,
-        message: OutgoingMessage,
-    ) -> Result<String, BackendError> {
-        self.inner.publish_to_queue(queue, message).await
-    }
-    async fn publish_batch_to_queue(
-        &self,
-        queue: &str,
-        messages: Vec<OutgoingMessage>,
-    ) -> Result<BatchResult<String>, BackendError> {
-        self.inner.publish_batch_to_queue(queue, messages).await
-    }
-    async fn publish_to_topic(
-        &self,
-        topic: &str,
-        message: OutgoingMessage,
-    ) -> Result<String, BackendError> {
-        self.inner.publish_to_topic(topic, message).await
-    }
-    async fn publish_batch_to_topic(
-        &self,
-        topic: &str,
-        messages: Vec<OutgoingMessage>,
-    ) -> Result<BatchResult<String>, BackendError> {
-        self.inner.publish_batch_to_topic(topic, messages).await
-    }
-    async fn receive(
-        &self,
-        queue: &str,
-        options: &ReceiveOptions,
-    ) -> Result<Received, BackendError> {
-        self.inner.receive(queue, options).await
-    }
+    crate::forward::forward_backend!(inner, except acknowledge, acknowledge_batch);
+
     async fn acknowledge(&self, queue: &str, receipt: &ReceiptHandle) -> Result<(), BackendError> {
         self.inner.acknowledge(queue, receipt).await?;
         self.count(1);
@@ -287,21 +235,6 @@ impl<B: MessagingBackend> MessagingBackend for Deletions<B> {
         let results = self.inner.acknowledge_batch(queue, receipts).await?;
         self.count(results.iter().filter(|r| r.is_ok()).count() as u64);
         Ok(results)
-    }
-    async fn change_visibility(
-        &self,
-        queue: &str,
-        receipt: &ReceiptHandle,
-        timeout: Duration,
-    ) -> Result<(), BackendError> {
-        self.inner.change_visibility(queue, receipt, timeout).await
-    }
-    async fn change_visibility_batch(
-        &self,
-        queue: &str,
-        entries: &[(ReceiptHandle, Duration)],
-    ) -> Result<BatchResult<()>, BackendError> {
-        self.inner.change_visibility_batch(queue, entries).await
     }
 }
 

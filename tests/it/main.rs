@@ -6,6 +6,9 @@ mod consumer;
 mod engine;
 mod engine_sqs;
 mod examples;
+// The forwarding half of the backend wrappers, shared with the benches.
+#[path = "../support/forward.rs"]
+mod forward;
 mod listener;
 #[cfg(feature = "pickle")]
 mod pickle;

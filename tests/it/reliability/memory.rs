@@ -10,8 +10,7 @@ use std::time::Duration;
 use melange::backend::Received;
 use melange::{
     BackendError, ConsumerOptions, InMemoryBackend, MessagingBackend, MessagingBackendFactory,
-    OutgoingMessage, PoisonOutcome, QueueInfo, QueueSpec, ReceiptHandle, ReceiveOptions,
-    SerializerRegistry, SimpleConsumerHandler,
+    OutgoingMessage, PoisonOutcome, ReceiveOptions, SerializerRegistry, SimpleConsumerHandler,
 };
 use tokio::time::Instant;
 
@@ -282,43 +281,15 @@ pub(super) struct CountingBackend<B> {
 }
 
 impl<B: MessagingBackend> MessagingBackend for CountingBackend<B> {
-    async fn declare_queue(&self, spec: &QueueSpec) -> Result<QueueInfo, BackendError> {
-        self.inner.declare_queue(spec).await
-    }
-    async fn get_queue(&self, name: &str) -> Result<QueueInfo, BackendError> {
-        self.inner.get_queue(name).await
-    }
-    async fn delete_queue(&self, name: &str) -> Result<(), BackendError> {
-        self.inner.delete_queue(name).await
-    }
-    async fn declare_topic(&self, name: &str) -> Result<(), BackendError> {
-        self.inner.declare_topic(name).await
-    }
-    async fn delete_topic(&self, name: &str) -> Result<(), BackendError> {
-        self.inner.delete_topic(name).await
-    }
-    async fn subscribe(
-        &self,
-        queue: &str,
-        topic: &str,
-        filter: Option<&[String]>,
-    ) -> Result<(), BackendError> {
-        self.inner.subscribe(queue, topic, filter).await
-    }
-    async fn publish_to_queue(
-        &self,
-        queue: &str,
-        message: OutgoingMessage,
-    ) -> Result<String, BackendError> {
-        self.inner.publish_to_queue(queue, message).await
-    }
-    async fn publish_to_topic(
-        &self,
-        topic: &str,
-        message: OutgoingMessage,
-    ) -> Result<String, BackendError> {
-        self.inner.publish_to_topic(topic, message).await
-    }
+    // The batch methods stay the trait's defaults, as they were: the engine's batched
+    // acknowledgements and visibility changes reach the inner backend one receipt at a time,
+    // and a deleted queue fails each entry, not the whole call (which stops the consumer).
+    crate::forward::forward_backend!(
+        inner,
+        except receive, publish_batch_to_queue, publish_batch_to_topic, acknowledge_batch,
+        change_visibility_batch
+    );
+
     async fn receive(
         &self,
         queue: &str,
@@ -330,17 +301,6 @@ impl<B: MessagingBackend> MessagingBackend for CountingBackend<B> {
             self.errors.lock().unwrap().push(e.to_string());
         }
         received
-    }
-    async fn acknowledge(&self, queue: &str, receipt: &ReceiptHandle) -> Result<(), BackendError> {
-        self.inner.acknowledge(queue, receipt).await
-    }
-    async fn change_visibility(
-        &self,
-        queue: &str,
-        receipt: &ReceiptHandle,
-        timeout: Duration,
-    ) -> Result<(), BackendError> {
-        self.inner.change_visibility(queue, receipt, timeout).await
     }
 }
 
