@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 
+use melange::serializer::{DeserializeFn, erased_serde};
 use melange::{
-    ConsumeError, Consumer, Delivery, Envelope, MessageContext, ReceiptHandle, SerializerRegistry,
+    BoxError, ConsumeError, Consumer, Delivery, Envelope, JsonSerializer, MessageContext,
+    ReceiptHandle, SerializationError, Serializer, SerializerRegistry,
 };
 use serde::{Deserialize, Serialize};
 
@@ -214,11 +216,75 @@ async fn fallback_takes_the_rest_including_no_manifest() -> Result<(), ConsumeEr
 async fn undecodable_content_is_a_decode_error() {
     let orders = Orders::default();
     let result = consume(&orders, Some("OrderCreated"), r#"{"order":"one"}"#).await;
+    // JSON is decoded in the generated code itself; its error still names manifest and
+    // serializer, as the registry's does.
+    match &result {
+        Err(ConsumeError::Decode(SerializationError::Decode {
+            manifest,
+            serializer_id,
+            ..
+        })) => {
+            assert_eq!(manifest.as_deref(), Some("OrderCreated"));
+            assert_eq!(*serializer_id, 1);
+        }
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    assert!(orders.seen().is_empty());
+}
+
+/// Reads and writes `{"order_id": N}` as `order_id=N`: a serializer other than JSON.
+struct KeyValue;
+
+impl Serializer for KeyValue {
+    fn identifier(&self) -> u32 {
+        77
+    }
+    fn serialize(&self, value: &dyn erased_serde::Serialize) -> Result<String, BoxError> {
+        let json = serde_json::to_value(value)?;
+        Ok(format!("order_id={}", json["order_id"]))
+    }
+    fn deserialize(&self, content: &str, visit: DeserializeFn<'_>) -> Result<(), BoxError> {
+        let id = content
+            .strip_prefix("order_id=")
+            .ok_or("expected order_id=")?;
+        let json = format!(r#"{{"order_id":{id}}}"#);
+        let mut de = serde_json::Deserializer::from_str(&json);
+        visit(&mut <dyn erased_serde::Deserializer>::erase(&mut de))?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_message_reaches_its_handler_through_the_serializer_its_id_names() {
+    let serializers = SerializerRegistry::builder()
+        .serializer("json", JsonSerializer)
+        .serializer("kv", KeyValue)
+        .build()
+        .expect("a valid registry");
+    let orders = Orders::default();
+    let mut kv = envelope(Some("OrderCreated"), "order_id=8");
+    kv.serializer_id = Some(77);
+    let json = envelope(Some("OrderCreated"), r#"{"order_id":9}"#);
+    for envelope in [&kv, &json] {
+        orders
+            .consume(MessageContext::new(envelope, &serializers))
+            .await
+            .expect("decoded and handled");
+    }
+    assert_eq!(orders.seen(), ["created 8", "created 9"]);
+    // The same content under JSON's id is JSON that does not parse.
+    kv.serializer_id = Some(1);
+    let result = orders.consume(MessageContext::new(&kv, &serializers)).await;
     assert!(
-        matches!(result, Err(ConsumeError::Decode(_))),
+        matches!(
+            result,
+            Err(ConsumeError::Decode(SerializationError::Decode {
+                serializer_id: 1,
+                ..
+            }))
+        ),
         "got {result:?}"
     );
-    assert!(orders.seen().is_empty());
 }
 
 #[tokio::test]

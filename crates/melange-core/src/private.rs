@@ -66,7 +66,9 @@ pub fn unaccepted(consumer: &'static str, manifest: Option<&str>) -> ConsumeErro
 pub struct Route<M> {
     /// `M::MANIFEST`.
     pub manifest: &'static str,
-    /// Decodes an `M`.
+    /// Decodes an `M` from JSON content: the fast path, taken when [`is_json`].
+    pub from_json: fn(&str) -> Result<M, serde_json::Error>,
+    /// Decodes an `M` with the serializer the message names.
     pub decode: fn(MessageContext<'_>) -> Result<M, SerializationError>,
 }
 
@@ -79,9 +81,32 @@ impl<M> Route<M> {
     {
         Self {
             manifest: M::MANIFEST,
+            from_json: from_json::<M>,
             decode: decode::<M>,
         }
     }
+}
+
+#[inline]
+fn from_json<M: DeserializeOwned>(content: &str) -> Result<M, serde_json::Error> {
+    serde_json::from_str(content)
+}
+
+/// Whether the message is JSON, which generated code decodes with `serde_json` in place (the
+/// hot path of every JSON message); other serializers go through the registry.
+#[inline]
+pub fn is_json(ctx: &MessageContext<'_>) -> bool {
+    ctx.serializers().is_json(ctx.envelope().serializer_id)
+}
+
+/// The error of JSON content that did not decode, as the registry reports it.
+#[cold]
+#[inline(never)]
+pub fn json_error(ctx: &MessageContext<'_>, source: serde_json::Error) -> ConsumeError {
+    let error =
+        ctx.serializers()
+            .json_decode_error(ctx.envelope().serializer_id, ctx.manifest(), source);
+    ConsumeError::Decode(error)
 }
 
 #[inline]

@@ -17,6 +17,11 @@ pub struct MessageContext<'a> {
 }
 
 impl<'a> MessageContext<'a> {
+    /// The registry the content is decoded with.
+    pub(crate) fn serializers(&self) -> &'a SerializerRegistry {
+        self.serializers
+    }
+
     /// A context over a received envelope.
     pub fn new(envelope: &'a Envelope, serializers: &'a SerializerRegistry) -> Self {
         Self {

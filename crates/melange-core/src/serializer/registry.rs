@@ -172,6 +172,28 @@ impl SerializerRegistry {
         Ok(OutgoingMessage::new(content, T::MANIFEST, entry.id))
     }
 
+    /// Whether a received message with this serializer id is JSON (decoded by `serde_json`).
+    #[inline]
+    pub(crate) fn is_json(&self, serializer_id: Option<u32>) -> bool {
+        Some(serializer_id.unwrap_or(self.inner.default_id)) == self.inner.json_id
+    }
+
+    /// The identifier a received message is read with: its own, or the default's.
+    #[inline]
+    fn received_id(&self, serializer_id: Option<u32>) -> u32 {
+        serializer_id.unwrap_or(self.inner.default_id)
+    }
+
+    /// The error of received JSON content that did not decode.
+    pub(crate) fn json_decode_error(
+        &self,
+        serializer_id: Option<u32>,
+        manifest: Option<&str>,
+        source: serde_json::Error,
+    ) -> SerializationError {
+        decode_error(manifest, self.received_id(serializer_id), source.into())
+    }
+
     /// Deserializes received content with the serializer `serializer_id` names, or the default
     /// one when the message carried none.
     #[inline]
@@ -181,10 +203,9 @@ impl SerializerRegistry {
         serializer_id: Option<u32>,
         manifest: Option<&str>,
     ) -> Result<T, SerializationError> {
-        let id = serializer_id.unwrap_or(self.inner.default_id);
-        if Some(id) == self.inner.json_id {
+        if self.is_json(serializer_id) {
             return serde_json::from_str(content)
-                .map_err(|source| decode_error(manifest, id, source.into()));
+                .map_err(|source| self.json_decode_error(serializer_id, manifest, source));
         }
         self.deserialize_erased(content, serializer_id, manifest)
     }
