@@ -64,11 +64,9 @@ latency = [r for r in inproc if r["bench"] == "latency_model"]
 rss_idle = next((r for r in inproc if r["bench"] == "rss_idle"), {})
 rss_backlog = next((r for r in inproc if r["bench"] == "rss_backlog"), {})
 
-# Dispatch ratios from the paired run (the three dispatchers in rotation); criterion's means
-# give the absolute times.
+# Dispatch from the paired run (the three dispatchers timed in rotation), not from criterion's
+# means, which are taken minutes apart.
 paired = {r["handlers"]: r for r in lines("dispatch-paired.jsonl") if r.get("bench") == "dispatch_paired"}
-DISPATCH_SIDES = ("generated", "hand_written_async", "hand_written")
-dispatch = {n: {side: crit.get(f"dispatch_{n}/{side}") for side in DISPATCH_SIDES} for n in (1, 10, 100)}
 ratio = lambda a, b: (a / b) if a and b else float("nan")  # noqa: E731
 rounded = lambda d: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}  # noqa: E731
 
@@ -314,18 +312,17 @@ md = [
     "that awaits the same `async fn` handlers (what a user writes without the macro), and the "
     "same `match` calling a plain `fn`. Ratios: the three timed in rotation, about 1,000 "
     "messages per timed pass, median of the per-round ratios "
-    f"({next(iter(paired.values()), {}).get('rounds', 'n/a')} rounds). Times: criterion means, "
-    "per batch of one message per handler.",
+    f"({next(iter(paired.values()), {}).get('rounds', 'n/a')} rounds). Times: the same run's "
+    "median per message (criterion's means, taken minutes apart, are in `target/criterion`).",
     "",
     "| Handlers | Generated | Hand-written, async handlers | Hand-written, plain fn | Ratio to async | Ratio to plain fn |",
     "|---|---|---|---|---|---|",
 ]
-for n, times in dispatch.items():
+for n in (1, 10, 100):
     p = paired.get(n, {})
-    us = lambda ns: f"{fmt(ns / 1e3)} µs" if ns else "n/a"  # noqa: E731
+    ns = lambda key: f"{fmt(p[key], 0)} ns" if key in p else "n/a"  # noqa: E731
     md.append(
-        f"| {n} | {us(times['generated'])} | {us(times['hand_written_async'])} "
-        f"| {us(times['hand_written'])} "
+        f"| {n} | {ns('generated_ns')} | {ns('hand_written_async_ns')} | {ns('hand_written_ns')} "
         f"| {fmt(p.get('vs_hand_written_async'))}× | {fmt(p.get('vs_hand_written'))}× |"
     )
 md += [
