@@ -55,6 +55,16 @@ def pipe(contender, c):
                    if r["bench"] == "pipeline" and r["contender"] == contender and r["concurrency"] == c])
 
 
+def pipe_ratio(c):
+    """melange / channel at concurrency c: the median of the per-round ratios (each round runs
+    both back to back, so the machine's drift cancels; the runs' own spread is ±40% here)."""
+    runs = {}
+    for r in inproc:
+        if r["bench"] == "pipeline" and r["concurrency"] == c and "round" in r:
+            runs.setdefault(r["round"], {})[r["contender"]] = r["msgs_per_s"]
+    return median([pair["melange"] / pair["channel"] for pair in runs.values() if len(pair) == 2])
+
+
 def pipe_lat(contender, c, key):
     return median([r[key] for r in inproc
                    if r["bench"] == "pipeline" and r["contender"] == contender and r["concurrency"] == c])
@@ -146,7 +156,7 @@ else:
         "dispatch_overhead_ratio": paired.get(100, {}).get("vs_hand_written_async", float("nan")),
         "dispatch_vs_sync_match_ratio": paired.get(100, {}).get("vs_hand_written", float("nan")),
         "pipeline_msgs_per_s": pipe("melange", 8),
-        "pipeline_vs_channel_ratio": ratio(pipe("melange", 8), pipe("channel", 8)),
+        "pipeline_vs_channel_ratio": pipe_ratio(8),
         "latency_model_min_ratio": min((r["ratio"] for r in latency), default=float("nan")),
         **sqs_results,
         "rss_idle_mb": rss_idle.get("peak_rss_mb"),
@@ -291,7 +301,7 @@ md = [
     f"- Machine: {machine}",
     f"- Toolchain: {cmd('rustc', '--version')}; Python {platform.python_version()}; Node {cmd('node', '--version')}",
     *sqs_header,
-    f"- Sizes: pipeline {int(pipeline_n):,} messages per run (median of interleaved rounds); "
+    f"- Sizes: pipeline {int(pipeline_n):,} messages per run, {len({r.get('round') for r in inproc if r['bench'] == 'pipeline'})} interleaved rounds; "
     "real-server sizes in their sections.",
     "",
     "## Targets",
@@ -345,7 +355,8 @@ md += [
     "## In-process pipeline (InMemoryBackend → engine → handler → ack vs bounded tokio mpsc + serde_json)",
     "",
     "Publisher and consumer run concurrently with at most 256 messages between them; latency is "
-    "publish call to handler entry.",
+    "publish call to handler entry. Throughput and latency: medians over the rounds; ratio: the "
+    "median of the per-round ratios (each round runs both contenders back to back).",
     "",
     "| Concurrency | melange msg/s | p50 / p99 µs | channel msg/s | p50 / p99 µs | Ratio |",
     "|---|---|---|---|---|---|",
@@ -354,7 +365,7 @@ for c in (1, 8, 64):
     md.append(
         f"| {c} | {fmt(pipe('melange', c))} | {fmt(pipe_lat('melange', c, 'p50_us'), 0)} / {fmt(pipe_lat('melange', c, 'p99_us'), 0)} "
         f"| {fmt(pipe('channel', c))} | {fmt(pipe_lat('channel', c, 'p50_us'), 0)} / {fmt(pipe_lat('channel', c, 'p99_us'), 0)} "
-        f"| {fmt(ratio(pipe('melange', c), pipe('channel', c)))}× |")
+        f"| {fmt(pipe_ratio(c))}× |")
 md += [
     "",
     "## Latency model (20 ms per receive and per delete call, backlog pre-published)",

@@ -11,7 +11,8 @@
 //! - `rss_idle`, `rss_backlog`: peak RSS (VmHWM) of a consumer idle on an empty queue, or
 //!   draining a backlog of `MELANGE_BENCH_BACKLOG` (100,000) messages. Run one per process.
 //!
-//! `MELANGE_BENCH_N` sets the messages per pipeline run (200,000; 20,000 when unset), and
+//! `MELANGE_BENCH_N` sets the messages per pipeline run (200,000; 20,000 when unset),
+//! `MELANGE_BENCH_ROUNDS` the interleaved rounds (9; 1 when unset) and
 //! `MELANGE_BENCH_CONCURRENCY` the concurrency settings (`1,8,64`).
 //! `MELANGE_BENCH_RUNTIME=current_thread` runs everything on one thread (for profiling).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -381,7 +382,7 @@ fn main() {
     runtime.block_on(async {
         if wants("pipeline") {
             let n = env_u64("MELANGE_BENCH_N", if quick { 20_000 } else { 200_000 });
-            let rounds = env_u64("MELANGE_BENCH_ROUNDS", if quick { 1 } else { 3 });
+            let rounds = env_u64("MELANGE_BENCH_ROUNDS", if quick { 1 } else { 9 });
             let concurrencies: Vec<usize> = std::env::var("MELANGE_BENCH_CONCURRENCY")
                 .map(|list| {
                     list.split(',')
@@ -389,15 +390,20 @@ fn main() {
                         .collect()
                 })
                 .unwrap_or_else(|_| vec![1, 8, 64]);
-            // Interleaved: each round runs every contender once, alternating which goes first.
+            // Interleaved: each round runs every contender once, alternating which goes first;
+            // the report pairs the two of a round and concurrency (the machine's speed drifts).
             for round in 0..rounds {
                 for &concurrency in &concurrencies {
-                    if round % 2 == 0 {
-                        emit(melange_pipeline(n, concurrency).await);
-                        emit(channel_pipeline(n, concurrency).await);
+                    let (melange, channel) = if round % 2 == 0 {
+                        let melange = melange_pipeline(n, concurrency).await;
+                        (melange, channel_pipeline(n, concurrency).await)
                     } else {
-                        emit(channel_pipeline(n, concurrency).await);
-                        emit(melange_pipeline(n, concurrency).await);
+                        let channel = channel_pipeline(n, concurrency).await;
+                        (melange_pipeline(n, concurrency).await, channel)
+                    };
+                    for mut result in [melange, channel] {
+                        result["round"] = round.into();
+                        emit(result);
                     }
                 }
             }
