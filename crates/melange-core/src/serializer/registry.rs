@@ -175,7 +175,7 @@ impl SerializerRegistry {
     /// Whether a received message with this serializer id is JSON (decoded by `serde_json`).
     #[inline]
     pub(crate) fn is_json(&self, serializer_id: Option<u32>) -> bool {
-        Some(serializer_id.unwrap_or(self.inner.default_id)) == self.inner.json_id
+        Some(self.received_id(serializer_id)) == self.inner.json_id
     }
 
     /// The identifier a received message is read with: its own, or the default's.

@@ -104,13 +104,8 @@ pub(crate) fn consumer_impl(listener: &Listener, consumer: &Consumer) -> TokenSt
     });
     let tail = match &consumer.fallback {
         Some(fallback) => {
-            let route = Route {
-                item: None,
-                manifest: TokenStream::new(),
-                decode: decode_with_serde(&fallback.message),
-                from_json: None,
-            };
-            call_handler(name, fallback, &route)
+            // Its binding is `Fallback`: the index and genericity play no part.
+            call_handler(name, fallback, &route(0, fallback, generic))
         }
         None => quote! {
             #private::Result::Err(#private::unaccepted(#name, __melange_ctx.manifest()))
