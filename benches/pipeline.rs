@@ -14,7 +14,8 @@
 //! `MELANGE_BENCH_N` sets the messages per pipeline run (200,000; 20,000 when unset),
 //! `MELANGE_BENCH_ROUNDS` the interleaved rounds (9; 1 when unset) and
 //! `MELANGE_BENCH_CONCURRENCY` the concurrency settings (`1,8,64`).
-//! `MELANGE_BENCH_RUNTIME=current_thread` runs everything on one thread (for profiling).
+//! `MELANGE_BENCH_RUNTIME=current_thread` runs everything on one thread and
+//! `MELANGE_BENCH_CONTENDER=melange` (or `channel`) runs one contender alone (for profiling).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 // The forwarding half of `Slow`, shared with the tests.
@@ -392,16 +393,22 @@ fn main() {
                 .unwrap_or_else(|_| vec![1, 8, 64]);
             // Interleaved: each round runs every contender once, alternating which goes first;
             // the report pairs the two of a round and concurrency (the machine's speed drifts).
+            let alone = std::env::var("MELANGE_BENCH_CONTENDER").ok();
             for round in 0..rounds {
                 for &concurrency in &concurrencies {
-                    let (melange, channel) = if round % 2 == 0 {
-                        let melange = melange_pipeline(n, concurrency).await;
-                        (melange, channel_pipeline(n, concurrency).await)
-                    } else {
-                        let channel = channel_pipeline(n, concurrency).await;
-                        (melange_pipeline(n, concurrency).await, channel)
+                    let results = match alone.as_deref() {
+                        Some("melange") => vec![melange_pipeline(n, concurrency).await],
+                        Some("channel") => vec![channel_pipeline(n, concurrency).await],
+                        _ if round % 2 == 0 => {
+                            let melange = melange_pipeline(n, concurrency).await;
+                            vec![melange, channel_pipeline(n, concurrency).await]
+                        }
+                        _ => {
+                            let channel = channel_pipeline(n, concurrency).await;
+                            vec![melange_pipeline(n, concurrency).await, channel]
+                        }
                     };
-                    for mut result in [melange, channel] {
+                    for mut result in results {
                         result["round"] = round.into();
                         emit(result);
                     }

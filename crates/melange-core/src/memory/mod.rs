@@ -61,12 +61,14 @@
 //!   raw message delivery; the subject is dropped), FIFO receive-attempt ids and
 //!   per-message-group deduplication scope.
 
+mod deadlines;
 mod fifo;
 mod ids;
 mod queue;
 mod state;
 mod topic;
 mod validate;
+mod visible;
 
 #[cfg(test)]
 mod tests;

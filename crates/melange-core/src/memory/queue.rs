@@ -1,8 +1,8 @@
 //! One queue: its stored messages, which of them are visible and which are in flight until
 //! when, receipts, redrive and counters.
 
+use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,8 +10,10 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::QueueStats;
+use super::deadlines::{Deadline, Deadlines};
 use super::fifo::{DedupWindow, FifoGroups};
-use super::ids::write_hex;
+use super::ids::{hex16, parse_hex16};
+use super::visible::InOrder;
 use crate::backend::{DeadLetterPolicy, MAX_VISIBILITY_TIMEOUT, QueueInfo, Received};
 use crate::envelope::{Delivery, Envelope, ReceiptHandle};
 use crate::id_hash::BuildIdHasher;
@@ -31,11 +33,18 @@ pub(super) struct StoredMessage {
     last_receipt: u64,
     /// While in flight: when it becomes visible again.
     invisible_until: Option<Instant>,
+    /// While in flight: the ticket of its entry in the queue's deadlines (0: none).
+    deadline_ticket: u64,
     /// When it was last received: its visibility can be extended to 12 hours from then.
     received_at: Option<Instant>,
 }
 
 impl StoredMessage {
+    /// Its id and body, dropping the rest.
+    pub(super) fn into_text(self) -> MessageText {
+        (self.id, self.content)
+    }
+
     /// A message not received yet.
     pub(super) fn new(
         id: Arc<str>,
@@ -55,16 +64,23 @@ impl StoredMessage {
             receive_count: 0,
             last_receipt: 0,
             invisible_until: None,
+            deadline_ticket: 0,
             received_at: None,
         }
     }
 }
 
+/// The id and body of a deleted message: what it owns alone (its manifest is shared with
+/// other messages, attributes are rare), freed after the backend's lock is released. Two
+/// pointers, so a batch of them stays a small allocation (a batch of whole messages went
+/// to the allocator's slow path for large blocks).
+pub(super) type MessageText = (Arc<str>, Arc<str>);
+
 /// The visible messages, in the order they are delivered.
 #[derive(Debug)]
 enum Visible {
     /// Standard queue: enqueue order.
-    Standard(BTreeSet<u64>),
+    Standard(InOrder),
     /// FIFO queue: per message group.
     Fifo(FifoGroups),
 }
@@ -103,7 +119,8 @@ pub(super) struct Queue {
     messages: HashMap<u64, StoredMessage, BuildIdHasher>,
     visible: Visible,
     /// In-flight messages by the time they become visible again.
-    deadlines: BTreeSet<(Instant, u64)>,
+    deadlines: Deadlines,
+    in_flight: usize,
     next_seq: u64,
     enqueued: u64,
     acknowledged: u64,
@@ -134,9 +151,10 @@ impl Queue {
             visible: if fifo {
                 Visible::Fifo(FifoGroups::default())
             } else {
-                Visible::Standard(BTreeSet::new())
+                Visible::Standard(InOrder::default())
             },
-            deadlines: BTreeSet::new(),
+            deadlines: Deadlines::default(),
+            in_flight: 0,
             next_seq: 0,
             enqueued: 0,
             acknowledged: 0,
@@ -167,6 +185,7 @@ impl Queue {
         let seq = self.next_seq;
         self.next_seq += 1;
         message.invisible_until = None;
+        message.deadline_ticket = 0;
         message.last_receipt = 0;
         self.make_visible(seq, message.group.clone(), false);
         self.messages.insert(seq, message);
@@ -175,9 +194,8 @@ impl Queue {
 
     fn make_visible(&mut self, seq: u64, group: Option<Arc<str>>, from_flight: bool) {
         match &mut self.visible {
-            Visible::Standard(visible) => {
-                visible.insert(seq);
-            }
+            Visible::Standard(visible) if from_flight => visible.push_returned(seq),
+            Visible::Standard(visible) => visible.push_fresh(seq),
             Visible::Fifo(groups) => {
                 let group = group.unwrap_or_else(|| Arc::from(""));
                 groups.push_visible(&group, seq, from_flight);
@@ -185,25 +203,45 @@ impl Queue {
         }
     }
 
-    /// Makes the in-flight messages whose visibility timeout ran out visible again.
+    /// Makes the in-flight messages whose visibility timeout ran out visible again, and
+    /// drops the stale deadlines ahead of the first live one.
     pub(super) fn expire(&mut self, now: Instant) {
-        while let Some(&(until, seq)) = self.deadlines.first() {
+        while let Some(Deadline { until, seq, ticket }) = self.deadlines.first() {
+            let Some(message) = self
+                .messages
+                .get_mut(&seq)
+                .filter(|message| message.deadline_ticket == ticket)
+            else {
+                self.deadlines.pop_first();
+                continue;
+            };
             if until > now {
                 break;
             }
             self.deadlines.pop_first();
-            let Some(message) = self.messages.get_mut(&seq) else {
-                continue;
-            };
             message.invisible_until = None;
+            message.deadline_ticket = 0;
+            self.in_flight -= 1;
             let group = message.group.clone();
             self.make_visible(seq, group, true);
         }
     }
 
-    /// When the next in-flight message becomes visible again.
+    /// When the next in-flight message becomes visible again (call
+    /// [`expire`](Self::expire) first: it drops stale deadlines ahead of it).
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(until, _)| *until)
+        self.deadlines.first().map(|deadline| deadline.until)
+    }
+
+    /// Keeps the deadlines within a small multiple of the messages in flight.
+    fn compact_deadlines(&mut self) {
+        let messages = &self.messages;
+        self.deadlines
+            .compact_if_needed(self.in_flight, |deadline| {
+                messages
+                    .get(&deadline.seq)
+                    .is_some_and(|message| message.deadline_ticket == deadline.ticket)
+            });
     }
 
     /// Receives up to `max` messages, hiding them until `now + visibility`. Messages already
@@ -245,7 +283,8 @@ impl Queue {
                         (now, until),
                         next_nonce(),
                     )));
-                    self.deadlines.insert((until, seq));
+                    message.deadline_ticket = self.deadlines.schedule(until, seq);
+                    self.in_flight += 1;
                 }
             }
             Visible::Fifo(groups) => {
@@ -276,13 +315,15 @@ impl Queue {
                             (now, until),
                             next_nonce(),
                         )));
-                        self.deadlines.insert((until, seq));
+                        message.deadline_ticket = self.deadlines.schedule(until, seq);
+                        self.in_flight += 1;
                     }
                     groups.sync(&group);
                 }
             }
         }
         self.dead_lettered += moved.len() as u64;
+        self.compact_deadlines();
         (delivered, moved)
     }
 
@@ -312,20 +353,18 @@ impl Queue {
             return Err(BadReceipt);
         }
         let message = entry.remove();
+        // An in-flight message's deadline goes stale with it.
         match (message.invisible_until, &mut self.visible) {
-            (Some(until), Visible::Standard(_)) => {
-                self.deadlines.remove(&(until, seq));
-            }
-            (Some(until), Visible::Fifo(groups)) => {
-                self.deadlines.remove(&(until, seq));
+            (Some(_), Visible::Standard(_)) => self.in_flight -= 1,
+            (Some(_), Visible::Fifo(groups)) => {
+                self.in_flight -= 1;
                 groups.finish_flight(&group_key(&message));
             }
-            (None, Visible::Standard(visible)) => {
-                visible.remove(&seq);
-            }
+            (None, Visible::Standard(visible)) => visible.remove(seq),
             (None, Visible::Fifo(groups)) => groups.remove_visible(&group_key(&message), seq),
         }
         self.acknowledged += 1;
+        self.compact_deadlines();
         Ok(message)
     }
 
@@ -341,7 +380,7 @@ impl Queue {
             .lookup(receipt)
             .map_err(|BadReceipt| ChangeRefused::Receipt)?;
         let message = self.messages.get_mut(&seq).ok_or(ChangeRefused::Receipt)?;
-        let old = message.invisible_until.ok_or(ChangeRefused::Receipt)?;
+        message.invisible_until.ok_or(ChangeRefused::Receipt)?;
         let until = now + timeout;
         if message
             .received_at
@@ -349,9 +388,10 @@ impl Queue {
         {
             return Err(ChangeRefused::BeyondMaximum);
         }
-        self.deadlines.remove(&(old, seq));
+        // The message's previous deadline goes stale.
         message.invisible_until = Some(until);
-        self.deadlines.insert((until, seq));
+        message.deadline_ticket = self.deadlines.schedule(until, seq);
+        self.compact_deadlines();
         // A zero timeout (or any timeout already passed) releases the message right away.
         self.expire(now);
         Ok(())
@@ -359,7 +399,7 @@ impl Queue {
 
     /// The queue's counts (call [`expire`](Self::expire) first).
     pub(super) fn stats(&self) -> QueueStats {
-        let in_flight = self.deadlines.len();
+        let in_flight = self.in_flight;
         let (visible, locked_groups) = match &self.visible {
             Visible::Standard(_) => (self.messages.len() - in_flight, 0),
             Visible::Fifo(groups) => (self.messages.len() - in_flight, groups.locked_groups()),
@@ -417,7 +457,7 @@ fn receipt(incarnation: u64, seq: u64, nonce: u64) -> ReceiptHandle {
     text[..4].copy_from_slice(b"mem-");
     for (part, value) in [incarnation, seq, nonce].into_iter().enumerate() {
         let start = 4 + part * 17;
-        write_hex(&mut text[start..start + 16], value);
+        text[start..start + 16].copy_from_slice(&hex16(value));
     }
     // Only ASCII was written.
     ReceiptHandle::new(std::str::from_utf8(&text).unwrap_or_default())
@@ -445,40 +485,128 @@ fn parse_fixed_receipt(bytes: &[u8]) -> Option<(u64, u64, u64)> {
     if !bytes.starts_with(b"mem-") || bytes.get(20) != Some(&b'-') || bytes.get(37) != Some(&b'-') {
         return None;
     }
-    let hex = |start: usize| {
-        let mut value = 0_u64;
-        // Invalid digits map to 0xff: or-ing them all tells whether one was met.
-        let mut invalid = 0_u8;
-        for &byte in bytes.get(start..start + 16)? {
-            let digit = HEX_DIGITS[usize::from(byte)];
-            invalid |= digit;
-            value = value << 4 | u64::from(digit & 0xf);
-        }
-        (invalid & 0xf0 == 0).then_some(value)
-    };
+    let hex = |start: usize| parse_hex16(bytes.get(start..start + 16)?.try_into().ok()?);
     Some((hex(4)?, hex(21)?, hex(38)?))
 }
 
-/// The value of each byte as a hex digit (either case), 0xff for the others.
-static HEX_DIGITS: [u8; 256] = {
-    let mut table = [0xff_u8; 256];
-    let mut i = 0;
-    while i < 10 {
-        table[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        table[b'a' as usize + i] = 10 + i as u8;
-        table[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    table
-};
-
 #[cfg(test)]
-mod receipt_tests {
+mod tests {
     use super::*;
+
+    fn queue_of(messages: u64) -> Queue {
+        let mut queue = Queue::new(1, "q", false, Duration::from_secs(30), None, false);
+        for n in 0..messages {
+            queue.enqueue(StoredMessage::new(
+                Arc::from(format!("id-{n}")),
+                Arc::from(format!("body-{n}")),
+                None,
+                None,
+                HashMap::new(),
+                None,
+            ));
+        }
+        queue
+    }
+
+    fn receive(queue: &mut Queue, now: Instant, max: usize, nonce: &mut u64) -> Vec<Envelope> {
+        queue.expire(now);
+        let mut next_nonce = || {
+            *nonce += 1;
+            *nonce
+        };
+        let (received, moved) =
+            queue.receive(now, max, Duration::from_secs(30), None, &mut next_nonce);
+        assert!(moved.is_empty());
+        received.into_iter().map(|r| r.unwrap()).collect()
+    }
+
+    fn bodies(envelopes: &[Envelope]) -> Vec<&str> {
+        envelopes.iter().map(|e| &*e.content).collect()
+    }
+
+    #[test]
+    fn deadlines_stay_bounded_while_messages_are_received_and_acknowledged() {
+        let mut queue = queue_of(10_000);
+        let now = Instant::now();
+        let mut nonce = 0;
+        let mut held: Vec<Envelope> = Vec::new();
+        while queue.stats().visible > 0 {
+            held.extend(receive(&mut queue, now, 10, &mut nonce));
+            // Acknowledge all but a few, the oldest first, as a consumer does.
+            while held.len() > 5 {
+                let envelope = held.remove(0);
+                queue.acknowledge(&envelope.delivery.receipt).unwrap();
+            }
+            assert!(
+                queue.deadlines.len() <= 2 * queue.stats().in_flight + 64 + 10,
+                "{} deadlines for {} in flight",
+                queue.deadlines.len(),
+                queue.stats().in_flight
+            );
+        }
+        assert_eq!(queue.stats().in_flight, 5);
+        assert_eq!(queue.stats().acknowledged, 9_995);
+    }
+
+    #[test]
+    fn only_the_latest_deadline_of_a_message_counts_and_extensions_stay_bounded() {
+        let mut queue = queue_of(1);
+        let start = Instant::now();
+        let mut nonce = 0;
+        let envelope = receive(&mut queue, start, 1, &mut nonce).remove(0);
+        let receipt = &envelope.delivery.receipt;
+        // A heartbeat extends it a thousand times; each leaves a stale deadline behind.
+        for _ in 0..1_000 {
+            queue
+                .change_visibility(receipt, start, Duration::from_secs(60))
+                .unwrap();
+        }
+        assert!(queue.deadlines.len() <= 2 + 64 + 1);
+        // The first deadline (30 s) went stale: still in flight until 60 s.
+        assert!(receive(&mut queue, start + Duration::from_secs(45), 1, &mut nonce).is_empty());
+        assert_eq!(queue.stats().in_flight, 1);
+        // Shortened: the 60 s deadline goes stale and the 10 s one counts.
+        queue
+            .change_visibility(receipt, start, Duration::from_secs(10))
+            .unwrap();
+        let again = receive(&mut queue, start + Duration::from_secs(45), 1, &mut nonce);
+        assert_eq!(again[0].delivery.receive_count, 2);
+    }
+
+    #[test]
+    fn messages_back_from_a_flight_go_before_those_never_received() {
+        let mut queue = queue_of(6);
+        let now = Instant::now();
+        let mut nonce = 0;
+        let first = receive(&mut queue, now, 3, &mut nonce);
+        assert_eq!(bodies(&first), ["body-0", "body-1", "body-2"]);
+        // body-2 and body-0 come back (in that order); body-1 is acknowledged.
+        for at in [2, 0] {
+            queue
+                .change_visibility(&first[at].delivery.receipt, now, Duration::ZERO)
+                .unwrap();
+        }
+        queue.acknowledge(&first[1].delivery.receipt).unwrap();
+        let second = receive(&mut queue, now, 10, &mut nonce);
+        assert_eq!(
+            bodies(&second),
+            ["body-0", "body-2", "body-3", "body-4", "body-5"]
+        );
+        // A visible message that came back can be acknowledged with its last receipt.
+        for envelope in &second[..2] {
+            queue
+                .change_visibility(&envelope.delivery.receipt, now, Duration::ZERO)
+                .unwrap();
+        }
+        queue.acknowledge(&second[0].delivery.receipt).unwrap();
+        let third = receive(&mut queue, now, 10, &mut nonce);
+        assert_eq!(bodies(&third), ["body-2"]);
+        let stats = queue.stats();
+        assert_eq!(
+            (stats.visible, stats.in_flight, stats.acknowledged),
+            (0, 4, 2)
+        );
+    }
 
     #[test]
     fn receipts_read_back_on_the_fast_and_the_general_path() {

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::fifo::DedupKey;
 use super::ids::{AsciiBuf, write_hex};
-use super::queue::{ChangeRefused, Queue, StoredMessage};
+use super::queue::{ChangeRefused, MessageText, Queue, StoredMessage};
 use super::topic::Topic;
 use super::validate::{self, Destination};
 use super::{QueueStats, Subscription};
@@ -464,21 +464,21 @@ impl State {
         }
     }
 
-    /// Deletes the messages the receipts name, moving them into `deleted` (for the caller to
-    /// drop once the lock is released). Returns the queue's wake-up handle when waiting
+    /// Deletes the messages the receipts name, moving their ids and bodies into `deleted`
+    /// (for the caller to drop once the lock is released). Returns the queue's wake-up handle when waiting
     /// receives must be notified.
     pub(super) fn acknowledge(
         &mut self,
         name: &str,
         receipts: &[ReceiptHandle],
-        deleted: &mut Vec<StoredMessage>,
+        deleted: &mut Vec<MessageText>,
     ) -> Result<(BatchResult<()>, Option<Arc<Notify>>), BackendError> {
         let queue = self.queue_mut(name)?;
         let results: BatchResult<()> = receipts
             .iter()
             .map(|receipt| match queue.acknowledge(receipt) {
                 Ok(message) => {
-                    deleted.push(message);
+                    deleted.push(message.into_text());
                     Ok(())
                 }
                 Err(_) => Err(invalid_receipt(name)),
