@@ -14,6 +14,7 @@ use std::hash::{Hash, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -222,6 +223,10 @@ struct Run<'e, C, B> {
     receives: FuturesUnordered<BoxFuture<'e, ReceiveDone>>,
     reserved: usize,
     handlers: FuturesUnordered<BoxFuture<'e, Finished>>,
+    /// Handlers that finished on their first poll, settled at the end of the turn.
+    finished_at_once: VecDeque<Finished>,
+    /// The consume loop's own waker, for a handler's first poll.
+    waker: Waker,
     io: FuturesUnordered<BoxFuture<'e, IoDone>>,
 
     next_id: u64,
@@ -262,6 +267,8 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             receives: FuturesUnordered::new(),
             reserved: 0,
             handlers: FuturesUnordered::new(),
+            finished_at_once: VecDeque::new(),
+            waker: Waker::noop().clone(),
             io: FuturesUnordered::new(),
             next_id: 0,
             leases: HashMap::default(),
@@ -285,6 +292,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         let timer_sleep = sleep_until(Instant::now());
         let mut timer_sleep = std::pin::pin!(timer_sleep);
         let mut armed = None;
+        self.waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
         loop {
             self.start_receives();
             if self.finished() {
@@ -330,9 +338,11 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 }
                 else => break,
             }
+            self.settle_finished_at_once(&mut clock);
             self.flush(false, clock);
             self.metrics.in_flight.set(self.leases.len() as f64);
         }
+        self.settle_finished_at_once(&mut None);
         self.flush(true, None);
         while let Some(done) = self.io.next().await {
             self.on_io(done);
@@ -341,6 +351,19 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         match self.stop.take().and_then(|stop| stop.error) {
             Some(error) => Err(error),
             None => Ok(std::mem::take(&mut self.summary)),
+        }
+    }
+
+    /// Settles the handlers that finished on their first poll; `clock` is read if it was
+    /// not during this turn.
+    fn settle_finished_at_once(&mut self, clock: &mut Option<Instant>) {
+        if self.finished_at_once.is_empty() {
+            return;
+        }
+        let now = *clock.get_or_insert_with(Instant::now);
+        // Settling may start the next message of a FIFO group, which may finish at once.
+        while let Some(finished) = self.finished_at_once.pop_front() {
+            self.on_finished(finished, now);
         }
     }
 
@@ -574,7 +597,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             manifest = envelope.manifest.as_deref(),
             receive_count = envelope.delivery.receive_count,
         );
-        self.handlers.push(Box::pin(
+        let mut handler: BoxFuture<'e, Finished> = Box::pin(
             async move {
                 let processed = AssertUnwindSafe(engine.process(&envelope))
                     .catch_unwind()
@@ -587,7 +610,15 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 }
             }
             .instrument(span),
-        ));
+        );
+        // The first poll here: a handler that does not wait (CPU work, an in-memory
+        // backend) finishes without a trip through the set of running handlers (a task
+        // allocation, a wake-up queue and a second poll). One that waits joins the set,
+        // which polls it again with its own waker right away.
+        match handler.as_mut().poll(&mut Context::from_waker(&self.waker)) {
+            Poll::Ready(finished) => self.finished_at_once.push_back(finished),
+            Poll::Pending => self.handlers.push(handler),
+        }
     }
 
     /// Settles a message whose handlers returned; `now` is read once per batch of them.
