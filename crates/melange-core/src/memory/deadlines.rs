@@ -1,11 +1,15 @@
-//! When in-flight messages become visible again: a min-heap whose entries are dropped
-//! lazily. Acknowledging a message, the common end of a flight, touches nothing here (a
-//! `BTreeSet` insert and remove per message was a visible share of the receive and
-//! acknowledge paths); its entry goes stale and is dropped when it reaches the top, or when
-//! stale entries outnumber the live ones.
+//! When in-flight messages become visible again, with entries dropped lazily.
+//! Acknowledging a message, the common end of a flight, touches nothing here (a `BTreeSet`
+//! insert and remove per message was a visible share of the receive and acknowledge
+//! paths); its entry goes stale and is dropped when it comes first, or when stale entries
+//! outnumber the live ones.
+//!
+//! Receives with the same visibility timeout schedule deadlines in increasing order: those
+//! go to the back of a `VecDeque` (no sifting), and only a deadline earlier than the last
+//! one (a shorter timeout, a visibility change) goes to a min-heap.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 use tokio::time::Instant;
 
@@ -24,7 +28,10 @@ pub(super) struct Deadline {
 /// The deadlines of a queue's in-flight messages, earliest first.
 #[derive(Debug, Default)]
 pub(super) struct Deadlines {
-    heap: BinaryHeap<Reverse<Deadline>>,
+    /// Scheduled in increasing order.
+    in_order: VecDeque<Deadline>,
+    /// Scheduled earlier than the back of `in_order` at the time.
+    out_of_order: BinaryHeap<Reverse<Deadline>>,
     last_ticket: u64,
 }
 
@@ -33,37 +40,104 @@ impl Deadlines {
     /// hold for the entry to count (any earlier entry for it goes stale).
     pub(super) fn schedule(&mut self, until: Instant, seq: u64) -> u64 {
         self.last_ticket += 1;
-        let ticket = self.last_ticket;
-        self.heap.push(Reverse(Deadline { until, seq, ticket }));
-        ticket
+        let deadline = Deadline {
+            until,
+            seq,
+            ticket: self.last_ticket,
+        };
+        match self.in_order.back() {
+            Some(last) if *last > deadline => self.out_of_order.push(Reverse(deadline)),
+            _ => self.in_order.push_back(deadline),
+        }
+        deadline.ticket
     }
 
     /// The earliest entry, live or stale.
     pub(super) fn first(&self) -> Option<Deadline> {
-        self.heap.peek().map(|Reverse(deadline)| *deadline)
+        match (self.in_order.front(), self.out_of_order.peek()) {
+            (Some(a), Some(Reverse(b))) => Some(*a.min(b)),
+            (a, b) => a.copied().or(b.map(|Reverse(b)| *b)),
+        }
     }
 
     /// Removes the earliest entry.
     pub(super) fn pop_first(&mut self) {
-        self.heap.pop();
+        let heap_first = match (self.in_order.front(), self.out_of_order.peek()) {
+            (Some(a), Some(Reverse(b))) => b < a,
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        if heap_first {
+            self.out_of_order.pop();
+        } else {
+            self.in_order.pop_front();
+        }
     }
 
     /// Drops the stale entries once they outnumber the `live` ones (plus some slack), so
-    /// the heap stays within a small multiple of the messages in flight. `is_live` tells
+    /// the entries stay within a small multiple of the messages in flight. `is_live` tells
     /// whether an entry's message still holds its ticket.
     pub(super) fn compact_if_needed(
         &mut self,
         live: usize,
         mut is_live: impl FnMut(&Deadline) -> bool,
     ) {
-        if self.heap.len() > 2 * live + SLACK {
-            self.heap.retain(|Reverse(deadline)| is_live(deadline));
+        if self.len() > 2 * live + SLACK {
+            self.in_order.retain(&mut is_live);
+            self.out_of_order
+                .retain(|Reverse(deadline)| is_live(deadline));
         }
     }
 
     /// Entries held, live and stale.
-    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.heap.len()
+        self.in_order.len() + self.out_of_order.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn entries_come_out_earliest_first_whatever_the_order_they_went_in() {
+        let start = Instant::now();
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut random = move |bound: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % bound
+        };
+        let mut deadlines = Deadlines::default();
+        let mut expected = Vec::new();
+        for seq in 0..2_000 {
+            // Mostly increasing (one timeout), sometimes earlier (a shorter one).
+            let at = if random(4) == 0 {
+                random(1_000)
+            } else {
+                seq * 2
+            };
+            let until = start + Duration::from_millis(at);
+            let ticket = deadlines.schedule(until, seq);
+            expected.push(Deadline { until, seq, ticket });
+            // Take some out as they come due, as receives do.
+            if random(8) == 0 {
+                expected.sort();
+                assert_eq!(deadlines.first(), expected.first().copied());
+                deadlines.pop_first();
+                expected.remove(0);
+            }
+        }
+        expected.sort();
+        let mut drained = Vec::new();
+        while let Some(first) = deadlines.first() {
+            drained.push(first);
+            deadlines.pop_first();
+        }
+        assert_eq!(drained, expected);
+        assert_eq!(deadlines.len(), 0);
     }
 }
