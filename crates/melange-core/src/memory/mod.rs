@@ -86,7 +86,7 @@ use crate::backend::{
 };
 use crate::envelope::{OutgoingMessage, ReceiptHandle, ReceiveOptions};
 use crate::error::BackendError;
-use state::{Config, Poll, Prepared, State};
+use state::{Config, Ids, Poll, Prepared, State};
 
 /// The largest message accepted by default: 1 MiB, as SQS.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1_048_576;
@@ -132,6 +132,8 @@ pub struct InMemoryBackend {
 #[derive(Debug)]
 struct Shared {
     config: Config,
+    /// The state's id maker, used outside the lock.
+    ids: Arc<Ids>,
     state: Mutex<State>,
 }
 
@@ -242,10 +244,12 @@ impl InMemoryBackendBuilder {
 
     /// The backend, empty.
     pub fn build(self) -> InMemoryBackend {
+        let state = State::new();
         InMemoryBackend {
             shared: Arc::new(Shared {
                 config: self.config,
-                state: Mutex::new(State::new()),
+                ids: state.ids(),
+                state: Mutex::new(state),
             }),
         }
     }
@@ -332,8 +336,9 @@ impl MessagingBackend for InMemoryBackend {
         queue: &str,
         messages: Vec<OutgoingMessage>,
     ) -> Result<BatchResult<String>, BackendError> {
-        // The checks and copies that need nothing from the queue's state run before the lock
-        // is taken, so a publisher holds it only to enqueue (a consumer waits on it meanwhile).
+        // The checks, copies and message ids that need nothing from the queue's state are made
+        // before the lock is taken, so a publisher holds it only to enqueue (a consumer waits
+        // on it meanwhile).
         let config = &self.shared.config;
         let to = validate::Destination {
             target: queue,
@@ -345,7 +350,7 @@ impl MessagingBackend for InMemoryBackend {
             .into_iter()
             .map(|message| {
                 validate::message_alone(to, &message)?;
-                Ok(Prepared::new(message))
+                Ok(Prepared::new(message).with_id(self.shared.ids.message_id()))
             })
             .collect();
         let now = Instant::now();

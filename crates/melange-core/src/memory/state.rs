@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -30,10 +31,11 @@ pub(super) struct Config {
     pub(super) default_visibility_timeout: Duration,
 }
 
-/// Hands out message ids, queue incarnations and receipt nonces.
+/// Hands out message ids, queue incarnations and receipt nonces. Shared with the backend
+/// outside its lock, so a publish to a queue makes its message ids before taking the lock.
 #[derive(Debug)]
-struct Ids {
-    last: u64,
+pub(super) struct Ids {
+    last: AtomicU64,
     /// The part of every message id that comes from a seed random per backend (so two
     /// backends do not hand out the same message ids): `xxxxxxxx-xxxx-4xxx-`.
     prefix: [u8; ID_PREFIX],
@@ -57,18 +59,20 @@ impl Ids {
         for (slot, byte) in prefix.iter_mut().zip(text.as_str().bytes()) {
             *slot = byte;
         }
-        Self { last: 0, prefix }
+        Self {
+            last: AtomicU64::new(0),
+            prefix,
+        }
     }
 
-    fn next(&mut self) -> u64 {
-        self.last += 1;
-        self.last
+    fn next(&self) -> u64 {
+        self.last.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// A message id shaped like the UUIDs SQS and SNS hand out:
     /// `{seed part}{0x8000 | n >> 48 & 0x3fff:04x}-{n:012x}`. Written in place from the
-    /// precomputed seed part (it is made under the backend's lock, once per message).
-    fn message_id(&mut self) -> Arc<str> {
+    /// precomputed seed part.
+    pub(super) fn message_id(&self) -> Arc<str> {
         let n = self.next();
         let mut text = [b'-'; ID_LEN];
         text[..ID_PREFIX].copy_from_slice(&self.prefix);
@@ -102,6 +106,8 @@ pub(super) enum Poll {
 /// A validated outgoing message, its strings shared between the queues it fans out to.
 #[derive(Clone)]
 pub(super) struct Prepared {
+    /// Made before the lock is taken (a publish to a queue); otherwise when enqueued.
+    id: Option<Arc<str>>,
     content: Arc<str>,
     /// Made an `Arc` by the queue it goes to, which shares one between its messages.
     manifest: Option<Cow<'static, str>>,
@@ -115,12 +121,21 @@ impl Prepared {
     pub(super) fn new(message: OutgoingMessage) -> Self {
         let serializer_id = message.manifest.is_some().then_some(message.serializer_id);
         Self {
+            id: None,
             content: message.content.into(),
             manifest: message.manifest,
             serializer_id,
             attributes: message.attributes,
             group: message.message_group_id.map(Arc::from),
             deduplication_id: message.deduplication_id.map(Box::from),
+        }
+    }
+
+    /// The same, with its message id made already.
+    pub(super) fn with_id(self, id: Arc<str>) -> Self {
+        Self {
+            id: Some(id),
+            ..self
         }
     }
 
@@ -168,14 +183,14 @@ fn invalid_receipt(queue: &str) -> BackendError {
 
 /// Sends a prepared message to a queue, applying its deduplication; returns the message id
 /// (the original one for a duplicate).
-fn enqueue(queue: &mut Queue, ids: &mut Ids, message: Prepared, now: Instant) -> Arc<str> {
+fn enqueue(queue: &mut Queue, ids: &Ids, mut message: Prepared, now: Instant) -> Arc<str> {
     let key = queue.fifo.then(|| message.dedup_key());
     if let Some(key) = &key
         && let Some(original) = queue.dedup.get(key, now)
     {
         return original;
     }
-    let id = ids.message_id();
+    let id = message.id.take().unwrap_or_else(|| ids.message_id());
     if let Some(key) = key {
         queue.dedup.record(key, id.clone(), now);
     }
@@ -191,7 +206,7 @@ pub(super) struct State {
     /// are the application's own, at most 80 or 256 characters).
     queues: HashMap<String, Queue, BuildIdHasher>,
     topics: HashMap<String, Topic, BuildIdHasher>,
-    ids: Ids,
+    ids: Arc<Ids>,
 }
 
 impl State {
@@ -200,8 +215,13 @@ impl State {
         Self {
             queues: HashMap::default(),
             topics: HashMap::default(),
-            ids: Ids::new(RandomState::new().hash_one(0_u8)),
+            ids: Arc::new(Ids::new(RandomState::new().hash_one(0_u8))),
         }
+    }
+
+    /// The id maker, for use outside the lock.
+    pub(super) fn ids(&self) -> Arc<Ids> {
+        self.ids.clone()
     }
 
     fn queue_mut(&mut self, name: &str) -> Result<&mut Queue, BackendError> {
@@ -550,11 +570,12 @@ mod ids_tests {
     #[test]
     fn message_ids_keep_their_uuid_shape() {
         for seed in [0, 0x0123_4567_89ab_cdef, u64::MAX] {
-            let mut ids = Ids::new(seed);
-            ids.last = (1 << 52) - 3;
+            let ids = Ids::new(seed);
+            ids.last.store((1 << 52) - 3, Ordering::Relaxed);
             for _ in 0..5 {
                 let id = ids.message_id();
-                assert_eq!(&*id, reference(seed, ids.last), "seed {seed:x}");
+                let last = ids.last.load(Ordering::Relaxed);
+                assert_eq!(&*id, reference(seed, last), "seed {seed:x}");
                 assert_eq!(id.len(), ID_LEN);
             }
         }
