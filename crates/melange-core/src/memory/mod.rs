@@ -65,6 +65,7 @@ mod deadlines;
 mod fifo;
 mod ids;
 mod queue;
+mod receipt;
 mod state;
 mod topic;
 mod validate;

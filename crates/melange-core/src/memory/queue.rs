@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::QueueStats;
 use super::deadlines::{Deadline, Deadlines};
 use super::fifo::{DedupWindow, FifoGroups};
-use super::ids::{hex16, parse_hex16};
+use super::receipt::ReceiptKey;
 use super::visible::InOrder;
 use crate::backend::{DeadLetterPolicy, MAX_VISIBILITY_TIMEOUT, QueueInfo, Received};
 use crate::envelope::{Delivery, Envelope, ReceiptHandle};
@@ -275,14 +275,12 @@ impl Queue {
                         }
                         continue;
                     }
-                    delivered.push(Ok(deliver(
-                        &self.name,
-                        self.incarnation,
+                    let key = ReceiptKey {
+                        incarnation: self.incarnation,
                         seq,
-                        message,
-                        (now, until),
-                        next_nonce(),
-                    )));
+                        nonce: next_nonce(),
+                    };
+                    delivered.push(Ok(deliver(&self.name, key, message, (now, until))));
                     message.deadline_ticket = self.deadlines.schedule(until, seq);
                     self.in_flight += 1;
                 }
@@ -307,14 +305,12 @@ impl Queue {
                             }
                             continue;
                         }
-                        delivered.push(Ok(deliver(
-                            &self.name,
-                            self.incarnation,
+                        let key = ReceiptKey {
+                            incarnation: self.incarnation,
                             seq,
-                            message,
-                            (now, until),
-                            next_nonce(),
-                        )));
+                            nonce: next_nonce(),
+                        };
+                        delivered.push(Ok(deliver(&self.name, key, message, (now, until))));
                         message.deadline_ticket = self.deadlines.schedule(until, seq);
                         self.in_flight += 1;
                     }
@@ -329,12 +325,12 @@ impl Queue {
 
     /// The message a receipt names, if the receipt is the latest one issued for it.
     fn lookup(&self, receipt: &ReceiptHandle) -> Result<u64, BadReceipt> {
-        let (incarnation, seq, nonce) = parse_receipt(receipt).ok_or(BadReceipt)?;
-        let message = self.messages.get(&seq).ok_or(BadReceipt)?;
-        if incarnation != self.incarnation || nonce == 0 || message.last_receipt != nonce {
+        let key = ReceiptKey::parse(receipt).ok_or(BadReceipt)?;
+        let message = self.messages.get(&key.seq).ok_or(BadReceipt)?;
+        if !is_current(self.incarnation, key, message) {
             return Err(BadReceipt);
         }
-        Ok(seq)
+        Ok(key.seq)
     }
 
     /// Deletes the message a receipt names and hands it back. As on SQS, this works after the
@@ -343,13 +339,14 @@ impl Queue {
         &mut self,
         receipt: &ReceiptHandle,
     ) -> Result<StoredMessage, BadReceipt> {
-        let (incarnation, seq, nonce) = parse_receipt(receipt).ok_or(BadReceipt)?;
+        let key = ReceiptKey::parse(receipt).ok_or(BadReceipt)?;
+        let seq = key.seq;
         // The checks of `lookup`, on one probe of the table (the entry was most likely last
         // written by another thread).
         let Entry::Occupied(entry) = self.messages.entry(seq) else {
             return Err(BadReceipt);
         };
-        if incarnation != self.incarnation || nonce == 0 || entry.get().last_receipt != nonce {
+        if !is_current(self.incarnation, key, entry.get()) {
             return Err(BadReceipt);
         }
         let message = entry.remove();
@@ -415,6 +412,12 @@ impl Queue {
     }
 }
 
+/// Whether `key` is the latest receipt issued for `message`, in the queue declaration
+/// `incarnation`.
+fn is_current(incarnation: u64, key: ReceiptKey, message: &StoredMessage) -> bool {
+    key.incarnation == incarnation && key.nonce != 0 && message.last_receipt == key.nonce
+}
+
 fn group_key(message: &StoredMessage) -> Arc<str> {
     message.group.clone().unwrap_or_else(|| Arc::from(""))
 }
@@ -422,14 +425,12 @@ fn group_key(message: &StoredMessage) -> Arc<str> {
 /// Marks `message` in flight under a fresh receipt and builds its envelope.
 fn deliver(
     queue: &Arc<str>,
-    incarnation: u64,
-    seq: u64,
+    key: ReceiptKey,
     message: &mut StoredMessage,
     (now, until): (Instant, Instant),
-    nonce: u64,
 ) -> Envelope {
     message.receive_count = message.receive_count.saturating_add(1);
-    message.last_receipt = nonce;
+    message.last_receipt = key.nonce;
     message.invisible_until = Some(until);
     message.received_at = Some(now);
     Envelope {
@@ -439,54 +440,12 @@ fn deliver(
         serializer_id: message.serializer_id,
         delivery: Delivery {
             queue: queue.clone(),
-            receipt: receipt(incarnation, seq, nonce),
+            receipt: key.to_receipt(),
             receive_count: message.receive_count,
             message_group_id: message.group.clone(),
             attributes: message.attributes.clone(),
         },
     }
-}
-
-/// The length of a receipt: `mem-` and three 16-digit hex numbers separated by `-`.
-const RECEIPT_LEN: usize = 4 + 3 * 16 + 2;
-
-/// `mem-{incarnation:016x}-{seq:016x}-{nonce:016x}`, written in place: one is built per
-/// delivery and parsed per acknowledgement, both on the hot path.
-fn receipt(incarnation: u64, seq: u64, nonce: u64) -> ReceiptHandle {
-    let mut text = [b'-'; RECEIPT_LEN];
-    text[..4].copy_from_slice(b"mem-");
-    for (part, value) in [incarnation, seq, nonce].into_iter().enumerate() {
-        let start = 4 + part * 17;
-        text[start..start + 16].copy_from_slice(&hex16(value));
-    }
-    // Only ASCII was written.
-    ReceiptHandle::new(std::str::from_utf8(&text).unwrap_or_default())
-}
-
-/// Reads back the (incarnation, sequence number, nonce) of a receipt built by [`receipt`].
-fn parse_receipt(receipt: &ReceiptHandle) -> Option<(u64, u64, u64)> {
-    let text = receipt.as_str();
-    // Fast path for the exact shape `receipt` writes; anything else takes the general one.
-    if text.len() == RECEIPT_LEN
-        && let Some(parsed) = parse_fixed_receipt(text.as_bytes())
-    {
-        return Some(parsed);
-    }
-    let mut parts = text.strip_prefix("mem-")?.split('-');
-    let mut next = || u64::from_str_radix(parts.next()?, 16).ok();
-    let parsed = (next()?, next()?, next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    Some(parsed)
-}
-
-fn parse_fixed_receipt(bytes: &[u8]) -> Option<(u64, u64, u64)> {
-    if !bytes.starts_with(b"mem-") || bytes.get(20) != Some(&b'-') || bytes.get(37) != Some(&b'-') {
-        return None;
-    }
-    let hex = |start: usize| parse_hex16(bytes.get(start..start + 16)?.try_into().ok()?);
-    Some((hex(4)?, hex(21)?, hex(38)?))
 }
 
 #[cfg(test)]
@@ -606,25 +565,5 @@ mod tests {
             (stats.visible, stats.in_flight, stats.acknowledged),
             (0, 4, 2)
         );
-    }
-
-    #[test]
-    fn receipts_read_back_on_the_fast_and_the_general_path() {
-        let built = receipt(0x1f, u64::MAX, 7);
-        assert_eq!(
-            built.as_str(),
-            "mem-000000000000001f-ffffffffffffffff-0000000000000007"
-        );
-        assert_eq!(parse_receipt(&built), Some((0x1f, u64::MAX, 7)));
-        let short = ReceiptHandle::new("mem-1f-2-3");
-        assert_eq!(parse_receipt(&short), Some((0x1f, 2, 3)));
-        for bad in [
-            "mem-000000000000001f-ffffffffffffffff-000000000000000g",
-            "mem-1-2-10000000000000000",
-            "mem-1-2",
-            "rcpt-1-2-3",
-        ] {
-            assert_eq!(parse_receipt(&ReceiptHandle::new(bad)), None, "{bad}");
-        }
     }
 }

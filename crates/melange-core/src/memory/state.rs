@@ -485,8 +485,8 @@ impl State {
     }
 
     /// Deletes the messages the receipts name, moving their ids and bodies into `deleted`
-    /// (for the caller to drop once the lock is released). Returns the queue's wake-up handle when waiting
-    /// receives must be notified.
+    /// for the caller to drop once the lock is released. Returns the queue's wake-up handle
+    /// when waiting receives must be notified.
     pub(super) fn acknowledge(
         &mut self,
         name: &str,
