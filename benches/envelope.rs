@@ -2,12 +2,18 @@
 //! a Python Melange queue body `{"Message": ...}` with SQS message attributes, an SNS
 //! notification envelope (non-raw subscription), and a raw SNS delivery — against the floor
 //! of parsing the same body with `serde_json` alone.
+//!
+//! `MELANGE_BENCH=paired` times each decode and its floor in rotation instead (see
+//! `benches/support/rotation.rs`): `bench/run` takes the ratios from it.
 #![allow(missing_docs, clippy::unwrap_used)]
+
+#[path = "support/rotation.rs"]
+mod rotation;
 
 use std::collections::HashMap;
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use melange::sqs::wire::{self, Attribute, SQS_MAX_MESSAGE_SIZE};
 use serde::Deserialize;
 
@@ -97,5 +103,57 @@ fn envelope(c: &mut Criterion) {
     group.finish();
 }
 
+/// Each decode and its `serde_json` floor timed in rotation; one JSON line each.
+fn paired() {
+    const REPEAT: usize = 1000;
+    let attributes = queue_attributes();
+    let empty = HashMap::new();
+    let queue_body = wire::queue_body(CONTENT);
+    let sns_body = sns_envelope();
+    let rounds = rotation::rounds(4_000);
+    let decode = |body: &str, attributes: &HashMap<String, Attribute>| {
+        for _ in 0..REPEAT {
+            drop(black_box(
+                wire::decode(black_box(body), black_box(attributes), SQS_MAX_MESSAGE_SIZE).unwrap(),
+            ));
+        }
+    };
+    let sqs_body = rotation::rotate(
+        &mut [&mut || decode(&queue_body, &attributes), &mut || {
+            for _ in 0..REPEAT {
+                let body = serde_json::from_str::<QueueBody<'_>>(black_box(&queue_body));
+                drop(black_box(body.unwrap().message.into_owned()));
+            }
+        }],
+        rounds,
+    );
+    let sns = rotation::rotate(
+        &mut [&mut || decode(&sns_body, &empty), &mut || {
+            for _ in 0..REPEAT {
+                let value = serde_json::from_str::<serde_json::Value>(black_box(&sns_body));
+                drop(black_box(value.unwrap()));
+            }
+        }],
+        rounds,
+    );
+    for (name, times) in [("envelope_sqs_body", sqs_body), ("envelope_sns", sns)] {
+        println!(
+            "{{\"bench\":\"micro_paired\",\"name\":\"{name}\",\"rounds\":{rounds},\"ratio\":{:.4},\
+             \"melange_ns\":{:.1},\"serde_json_ns\":{:.1}}}",
+            rotation::median_ratio(&times, 0, 1),
+            rotation::per_operation(&times, 0, REPEAT),
+            rotation::per_operation(&times, 1, REPEAT),
+        );
+    }
+}
+
 criterion_group!(benches, envelope);
-criterion_main!(benches);
+
+fn main() {
+    if std::env::var("MELANGE_BENCH").as_deref() == Ok("paired") {
+        paired();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
