@@ -358,9 +358,10 @@ impl MessagingBackend for InMemoryBackend {
         let (ids, notify) = self.lock().publish_to_queue(queue, prepared, now, config)?;
         // Woken after the lock is released: waking may cost a system call.
         notify.notify_waiters();
+        // `String::from`, not `to_string`, which goes through the formatter.
         Ok(ids
             .into_iter()
-            .map(|id| id.map(|id| id.to_string()))
+            .map(|id| id.map(|id| String::from(&*id)))
             .collect())
     }
 

@@ -149,34 +149,29 @@ pub(super) fn manifest_filter(topic: &str, filter: &[String]) -> Result<(), Back
     Ok(())
 }
 
-/// Whether SQS accepts `c` in a message body or attribute value (XML 1.0 characters).
 /// The first character SQS refuses in a message body, if any.
 fn disallowed_char(text: &str) -> Option<char> {
-    if text.is_ascii() {
-        // The common case: only control characters are refused. Eight bytes at a time
-        // while none is below 0x20, byte by byte from the first word that has one.
-        let bytes = text.as_bytes();
-        let mut words = bytes.chunks_exact(8);
-        let mut checked = 0;
-        for word in words.by_ref() {
-            let mut eight = [0; 8];
-            eight.copy_from_slice(word);
-            let word = u64::from_le_bytes(eight);
-            // Sets the top bit of each byte below 0x20 (the bytes are ASCII, below 0x80).
-            if word.wrapping_sub(0x2020_2020_2020_2020) & !word & 0x8080_8080_8080_8080 != 0 {
-                break;
-            }
-            checked += 8;
+    // The common case is ASCII without control characters: eight bytes at a time while no
+    // byte is below 0x20 or above 0x7f, then character by character from the first word
+    // that has one (everything before it is ASCII, so that is a character boundary).
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut checked = 0;
+    for word in text.as_bytes().chunks_exact(8) {
+        let mut eight = [0; 8];
+        eight.copy_from_slice(word);
+        let word = u64::from_le_bytes(eight);
+        // The top bit of each byte below 0x20 (a borrow may mark bytes after a marked one,
+        // which only matters once one is marked), or with the top bit set.
+        let below_space = word.wrapping_sub(0x2020_2020_2020_2020) & !word;
+        if (below_space | word) & HIGH != 0 {
+            break;
         }
-        return bytes[checked..]
-            .iter()
-            .copied()
-            .find(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
-            .map(char::from);
+        checked += 8;
     }
-    text.chars().find(|c| !allowed_char(*c))
+    text.get(checked..)?.chars().find(|c| !allowed_char(*c))
 }
 
+/// Whether SQS accepts `c` in a message body or attribute value (XML 1.0 characters).
 fn allowed_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
@@ -339,7 +334,34 @@ pub(super) fn dead_letter_kind(queue: &str, dead_letter: &str) -> Result<(), Bac
 
 #[cfg(test)]
 mod tests {
-    use super::disallowed_char;
+    use super::{allowed_char, disallowed_char};
+
+    #[test]
+    fn the_word_at_a_time_scan_finds_what_a_scan_of_every_character_finds() {
+        let body = "{\"customer\":\"customer-42\",\"amount\":1999}";
+        let odd = [
+            '\u{0}',
+            '\u{8}',
+            '\u{1f}',
+            ' ',
+            '\u{7f}',
+            'é',
+            '€',
+            '\u{FFFE}',
+            '\u{1F600}',
+            '\t',
+        ];
+        for at in 0..=body.len() {
+            for c in odd {
+                for repeat in [1, 2, 9] {
+                    let mut text = body.to_owned();
+                    text.insert_str(at, &c.to_string().repeat(repeat));
+                    let expected = text.chars().find(|c| !allowed_char(*c));
+                    assert_eq!(disallowed_char(&text), expected, "{c:?} x{repeat} at {at}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn control_characters_are_found_wherever_they_are_and_tabs_and_newlines_pass() {
