@@ -292,8 +292,16 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         let timer_sleep = sleep_until(Instant::now());
         let mut timer_sleep = std::pin::pin!(timer_sleep);
         let mut armed = None;
-        self.waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
         loop {
+            // The waker this loop is polled with now, for handlers' first polls (whoever
+            // polls `consume_loop` may change it between turns).
+            std::future::poll_fn(|cx| {
+                if !self.waker.will_wake(cx.waker()) {
+                    self.waker = cx.waker().clone();
+                }
+                Poll::Ready(())
+            })
+            .await;
             self.start_receives();
             if self.finished() {
                 break;
