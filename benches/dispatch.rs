@@ -1541,24 +1541,15 @@ fn paired() {
         ],
         rounds,
     );
-    for (name, times) in [("serializer_encode", encode), ("serializer_decode", decode)] {
-        println!(
-            "{{\"bench\":\"micro_paired\",\"name\":\"{name}\",\"rounds\":{rounds},\"ratio\":{:.4},\
-             \"melange_ns\":{:.1},\"serde_json_ns\":{:.1}}}",
-            rotation::median_ratio(&times, 0, 1),
-            rotation::per_operation(&times, 0, REPEAT),
-            rotation::per_operation(&times, 1, REPEAT),
-        );
-    }
+    rotation::print_micro("serializer_encode", &encode, REPEAT);
+    rotation::print_micro("serializer_decode", &decode, REPEAT);
 }
 
 criterion_group!(benches, dispatch, serializer);
 
 fn main() {
-    if std::env::var("MELANGE_BENCH").as_deref() == Ok("paired") {
-        paired();
-        return;
-    }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    rotation::paired_or(paired, || {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    });
 }

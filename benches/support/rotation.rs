@@ -46,6 +46,28 @@ pub fn per_operation(times: &[Vec<f64>], side: usize, operations: usize) -> f64 
     median(&mut times[side].clone()) / operations as f64
 }
 
+/// Prints the JSON line `bench/run` reads for a micro benchmark timed against its
+/// `serde_json` floor (side 0: melange, side 1: the floor; `operations` per pass).
+pub fn print_micro(name: &str, times: &[Vec<f64>], operations: usize) {
+    println!(
+        "{{\"bench\":\"micro_paired\",\"name\":\"{name}\",\"rounds\":{},\"ratio\":{:.4},\
+         \"melange_ns\":{:.1},\"serde_json_ns\":{:.1}}}",
+        times[0].len(),
+        median_ratio(times, 0, 1),
+        per_operation(times, 0, operations),
+        per_operation(times, 1, operations),
+    );
+}
+
+/// A bench's `main`: `MELANGE_BENCH=paired` runs `paired`, anything else `criterion`.
+pub fn paired_or(paired: fn(), criterion: fn()) {
+    if std::env::var("MELANGE_BENCH").as_deref() == Ok("paired") {
+        paired();
+    } else {
+        criterion();
+    }
+}
+
 /// `MELANGE_BENCH_ROUNDS`, else `default`.
 pub fn rounds(default: usize) -> usize {
     std::env::var("MELANGE_BENCH_ROUNDS")
