@@ -25,7 +25,8 @@ pub(super) struct Deadline {
     pub(super) ticket: u64,
 }
 
-/// The deadlines of a queue's in-flight messages, earliest first.
+/// The deadlines of a queue's in-flight messages, earliest first, and how many messages
+/// are in flight.
 #[derive(Debug, Default)]
 pub(super) struct Deadlines {
     /// Scheduled in increasing order.
@@ -33,12 +34,36 @@ pub(super) struct Deadlines {
     /// Scheduled earlier than the back of `in_order` at the time.
     out_of_order: BinaryHeap<Reverse<Deadline>>,
     last_ticket: u64,
+    /// Messages in flight: one live entry each.
+    in_flight: usize,
 }
 
 impl Deadlines {
-    /// Schedules message `seq` to return at `until`; returns the ticket the message must
-    /// hold for the entry to count (any earlier entry for it goes stale).
-    pub(super) fn schedule(&mut self, until: Instant, seq: u64) -> u64 {
+    /// A message goes in flight until `until`; returns the ticket it must hold for its entry
+    /// to count.
+    pub(super) fn begin(&mut self, until: Instant, seq: u64) -> u64 {
+        self.in_flight += 1;
+        self.schedule(until, seq)
+    }
+
+    /// An in-flight message's deadline moves to `until`; returns its new ticket (the entry
+    /// of the old one goes stale).
+    pub(super) fn reschedule(&mut self, until: Instant, seq: u64) -> u64 {
+        self.schedule(until, seq)
+    }
+
+    /// A message's flight ended (acknowledged, or visible again): its entry is stale, or
+    /// was just popped.
+    pub(super) fn end(&mut self) {
+        self.in_flight -= 1;
+    }
+
+    /// Messages in flight.
+    pub(super) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    fn schedule(&mut self, until: Instant, seq: u64) -> u64 {
         self.last_ticket += 1;
         let deadline = Deadline {
             until,
@@ -62,11 +87,10 @@ impl Deadlines {
 
     /// Removes the earliest entry.
     pub(super) fn pop_first(&mut self) {
-        let heap_first = match (self.in_order.front(), self.out_of_order.peek()) {
-            (Some(a), Some(Reverse(b))) => b < a,
-            (None, _) => true,
-            (Some(_), None) => false,
-        };
+        let heap_first = self
+            .out_of_order
+            .peek()
+            .is_some_and(|Reverse(b)| self.in_order.front().is_none_or(|a| b < a));
         if heap_first {
             self.out_of_order.pop();
         } else {
@@ -74,19 +98,18 @@ impl Deadlines {
         }
     }
 
-    /// Drops the stale entries once they outnumber the `live` ones (plus some slack), so
-    /// the entries stay within a small multiple of the messages in flight. `is_live` tells
-    /// whether an entry's message still holds its ticket.
-    pub(super) fn compact_if_needed(
-        &mut self,
-        live: usize,
-        mut is_live: impl FnMut(&Deadline) -> bool,
-    ) {
-        if self.len() > 2 * live + SLACK {
-            self.in_order.retain(&mut is_live);
-            self.out_of_order
-                .retain(|Reverse(deadline)| is_live(deadline));
-        }
+    /// Whether stale entries outnumber the live ones (plus some slack): then the queue
+    /// drops them with [`retain_live`](Self::retain_live), so the entries stay within a
+    /// small multiple of the messages in flight.
+    pub(super) fn needs_compaction(&self) -> bool {
+        self.len() > 2 * self.in_flight + SLACK
+    }
+
+    /// Keeps the entries whose message still holds their ticket, as `is_live` tells.
+    pub(super) fn retain_live(&mut self, mut is_live: impl FnMut(&Deadline) -> bool) {
+        self.in_order.retain(&mut is_live);
+        self.out_of_order
+            .retain(|Reverse(deadline)| is_live(deadline));
     }
 
     /// Entries held, live and stale.

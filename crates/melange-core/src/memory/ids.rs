@@ -28,10 +28,11 @@ impl AsciiBuf {
 
     /// Appends the low `digits` hex digits of `value`, zero-padded.
     pub(super) fn push_hex(&mut self, value: u64, digits: u32) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for shift in (0..digits).rev() {
-            // The index is masked to 0..16.
-            self.push_byte(HEX[((value >> (shift * 4)) & 0xf) as usize]);
+        let mut text = [0; 16];
+        let text = &mut text[..(digits as usize).min(16)];
+        write_hex(text, value);
+        for &byte in &*text {
+            self.push_byte(byte);
         }
     }
 

@@ -120,7 +120,6 @@ pub(super) struct Queue {
     visible: Visible,
     /// In-flight messages by the time they become visible again.
     deadlines: Deadlines,
-    in_flight: usize,
     next_seq: u64,
     enqueued: u64,
     acknowledged: u64,
@@ -154,7 +153,6 @@ impl Queue {
                 Visible::Standard(InOrder::default())
             },
             deadlines: Deadlines::default(),
-            in_flight: 0,
             next_seq: 0,
             enqueued: 0,
             acknowledged: 0,
@@ -221,7 +219,7 @@ impl Queue {
             self.deadlines.pop_first();
             message.invisible_until = None;
             message.deadline_ticket = 0;
-            self.in_flight -= 1;
+            self.deadlines.end();
             let group = message.group.clone();
             self.make_visible(seq, group, true);
         }
@@ -235,13 +233,15 @@ impl Queue {
 
     /// Keeps the deadlines within a small multiple of the messages in flight.
     fn compact_deadlines(&mut self) {
+        if !self.deadlines.needs_compaction() {
+            return;
+        }
         let messages = &self.messages;
-        self.deadlines
-            .compact_if_needed(self.in_flight, |deadline| {
-                messages
-                    .get(&deadline.seq)
-                    .is_some_and(|message| message.deadline_ticket == deadline.ticket)
-            });
+        self.deadlines.retain_live(|deadline| {
+            messages
+                .get(&deadline.seq)
+                .is_some_and(|message| message.deadline_ticket == deadline.ticket)
+        });
     }
 
     /// Receives up to `max` messages, hiding them until `now + visibility`. Messages already
@@ -280,9 +280,13 @@ impl Queue {
                         seq,
                         nonce: next_nonce(),
                     };
-                    delivered.push(Ok(deliver(&self.name, key, message, (now, until))));
-                    message.deadline_ticket = self.deadlines.schedule(until, seq);
-                    self.in_flight += 1;
+                    delivered.push(Ok(deliver(
+                        &self.name,
+                        key,
+                        message,
+                        (now, until),
+                        &mut self.deadlines,
+                    )));
                 }
             }
             Visible::Fifo(groups) => {
@@ -310,9 +314,13 @@ impl Queue {
                             seq,
                             nonce: next_nonce(),
                         };
-                        delivered.push(Ok(deliver(&self.name, key, message, (now, until))));
-                        message.deadline_ticket = self.deadlines.schedule(until, seq);
-                        self.in_flight += 1;
+                        delivered.push(Ok(deliver(
+                            &self.name,
+                            key,
+                            message,
+                            (now, until),
+                            &mut self.deadlines,
+                        )));
                     }
                     groups.sync(&group);
                 }
@@ -352,9 +360,9 @@ impl Queue {
         let message = entry.remove();
         // An in-flight message's deadline goes stale with it.
         match (message.invisible_until, &mut self.visible) {
-            (Some(_), Visible::Standard(_)) => self.in_flight -= 1,
+            (Some(_), Visible::Standard(_)) => self.deadlines.end(),
             (Some(_), Visible::Fifo(groups)) => {
-                self.in_flight -= 1;
+                self.deadlines.end();
                 groups.finish_flight(&group_key(&message));
             }
             (None, Visible::Standard(visible)) => visible.remove(seq),
@@ -387,7 +395,7 @@ impl Queue {
         }
         // The message's previous deadline goes stale.
         message.invisible_until = Some(until);
-        message.deadline_ticket = self.deadlines.schedule(until, seq);
+        message.deadline_ticket = self.deadlines.reschedule(until, seq);
         self.compact_deadlines();
         // A zero timeout (or any timeout already passed) releases the message right away.
         self.expire(now);
@@ -396,7 +404,7 @@ impl Queue {
 
     /// The queue's counts (call [`expire`](Self::expire) first).
     pub(super) fn stats(&self) -> QueueStats {
-        let in_flight = self.in_flight;
+        let in_flight = self.deadlines.in_flight();
         let (visible, locked_groups) = match &self.visible {
             Visible::Standard(_) => (self.messages.len() - in_flight, 0),
             Visible::Fifo(groups) => (self.messages.len() - in_flight, groups.locked_groups()),
@@ -422,17 +430,20 @@ fn group_key(message: &StoredMessage) -> Arc<str> {
     message.group.clone().unwrap_or_else(|| Arc::from(""))
 }
 
-/// Marks `message` in flight under a fresh receipt and builds its envelope.
+/// Marks `message` in flight under a fresh receipt, with its deadline, and builds its
+/// envelope.
 fn deliver(
     queue: &Arc<str>,
     key: ReceiptKey,
     message: &mut StoredMessage,
     (now, until): (Instant, Instant),
+    deadlines: &mut Deadlines,
 ) -> Envelope {
     message.receive_count = message.receive_count.saturating_add(1);
     message.last_receipt = key.nonce;
     message.invisible_until = Some(until);
     message.received_at = Some(now);
+    message.deadline_ticket = deadlines.begin(until, key.seq);
     Envelope {
         message_id: message.id.clone(),
         content: message.content.clone(),
