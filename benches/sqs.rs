@@ -1,10 +1,11 @@
-//! Real-server benchmarks (SQS API: moto_server or LocalStack), run by `bench/run`. Not a
-//! criterion harness: without `MELANGE_BENCH_ENDPOINT` it prints a note and exits.
+//! Real-server benchmarks (SQS API: moto_server, LocalStack or fauxqs), run by `bench/run`.
+//! Not a criterion harness: without `MELANGE_BENCH_ENDPOINT` it prints a note and exits.
 //!
 //! Environment: `MELANGE_BENCH_ENDPOINT` (`http://127.0.0.1:PORT`), `MELANGE_BENCH_MODE`,
 //! `MELANGE_BENCH_QUEUE`, `MELANGE_BENCH_N` (messages), `MELANGE_BENCH_CONCURRENCY` (parallel
-//! receives or publishers, each of batches of 10). Modes, each printing one JSON line with the
-//! wall-clock `seconds` and the process's CPU time `cpu_s` of the measured part:
+//! receives or publishers, each of batches of 10), `MELANGE_BENCH_WORKERS` (the runtime's
+//! worker threads, default 2). Modes, each printing one JSON line with the wall-clock
+//! `seconds` and the process's CPU time `cpu_s` of the measured part:
 //! - `fill`: create the queue and send N messages in Python Melange's queue format with the
 //!   raw SDK (`SendMessageBatch`); the setup of every consume run.
 //! - `consume_melange`: `SimpleConsumerHandler` + `#[listener]` on `ElasticMqBackend`,
@@ -16,7 +17,7 @@
 //! - `consume_sdk`: the hand-written loop: concurrency tasks each `ReceiveMessage` (10, long
 //!   poll 1 s) → parse body + content with serde_json → `DeleteMessageBatch`; the clock stops
 //!   when the N-th message is deleted (the other tasks' pending receives are dropped).
-//! - `delete`: delete the queue (LocalStack keeps every queue until it stops).
+//! - `delete`: delete the queue (LocalStack and fauxqs keep every queue until they stop).
 //! - `publish_melange` / `publish_sdk`: N messages in batches of 10 with `QueuePublisher::
 //!   publish_batch` or raw `SendMessageBatch`, concurrency tasks in parallel.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -419,7 +420,7 @@ fn main() {
         concurrency: var("MELANGE_BENCH_CONCURRENCY", "4").parse().unwrap(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(var("MELANGE_BENCH_WORKERS", "2").parse().unwrap())
         .enable_all()
         .build()
         .unwrap();
