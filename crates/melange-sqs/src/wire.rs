@@ -264,8 +264,8 @@ where
     T::deserialize(deserializer).map(Some)
 }
 
-/// Reads a body that starts like a JSON object through a [`Value`]: SNS envelopes with
-/// attributes, and every body the typed pass does not take (their errors are worded here).
+/// Reads a body that starts like a JSON object through a [`Value`]: every body the typed pass
+/// does not take (the errors are worded here).
 fn read_body_value(body: &str, message: &mut WireMessage) -> Result<(), WireError> {
     match serde_json::from_str::<Value>(body).ok() {
         Some(Value::Object(mut object)) if object.contains_key("Message") => {
