@@ -174,21 +174,8 @@ pub fn decode(
         });
     }
 
-    let mut message = WireMessage {
-        content: String::new(),
-        manifest: None,
-        serializer_id: None,
-        attributes: HashMap::new(),
-        format: BodyFormat::Raw,
-    };
     // Attributes of the SQS message first; an SNS envelope's attributes override them.
-    read_attributes(
-        attributes
-            .iter()
-            .map(|(name, a)| (name.as_str(), a.base_type(), a.string_value.as_deref())),
-        &mut message,
-    )?;
-
+    let mut message = from_sqs_attributes(attributes)?;
     if !body.trim_start().starts_with('{') {
         message.content = body.to_owned();
         return Ok(message);
@@ -233,6 +220,24 @@ pub fn decode(
         // which also words the errors.
         _ => read_body_value(body, &mut message)?,
     }
+    Ok(message)
+}
+
+/// A raw message with what the SQS message attributes say; the body fills in the rest.
+fn from_sqs_attributes(attributes: &HashMap<String, Attribute>) -> Result<WireMessage, WireError> {
+    let mut message = WireMessage {
+        content: String::new(),
+        manifest: None,
+        serializer_id: None,
+        attributes: HashMap::new(),
+        format: BodyFormat::Raw,
+    };
+    read_attributes(
+        attributes
+            .iter()
+            .map(|(name, a)| (name.as_str(), a.base_type(), a.string_value.as_deref())),
+        &mut message,
+    )?;
     Ok(message)
 }
 
@@ -441,19 +446,7 @@ mod tests {
         body: &str,
         attributes: &HashMap<String, Attribute>,
     ) -> Result<WireMessage, WireError> {
-        let mut message = WireMessage {
-            content: String::new(),
-            manifest: None,
-            serializer_id: None,
-            attributes: HashMap::new(),
-            format: BodyFormat::Raw,
-        };
-        read_attributes(
-            attributes
-                .iter()
-                .map(|(name, a)| (name.as_str(), a.base_type(), a.string_value.as_deref())),
-            &mut message,
-        )?;
+        let mut message = from_sqs_attributes(attributes)?;
         if body.trim_start().starts_with('{') {
             read_body_value(body, &mut message)?;
         } else {
