@@ -28,7 +28,6 @@ use std::collections::HashMap;
 pub use melange_core::envelope::WireError;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 /// The largest message SQS accepts and delivers: 1 MiB (1,048,576 bytes), body plus attribute
 /// names, types and values.
@@ -195,27 +194,16 @@ pub fn decode(
                 BodyFormat::Melange
             };
         }
-        // An SNS envelope with attributes: only they are read into a `Value`.
+        // An SNS envelope with attributes.
         Ok(BodyFields {
             message: Some(Some(content)),
             attributes: Some(attributes),
             ..
-        }) => match serde_json::from_str::<Value>(attributes.get()) {
-            Ok(Value::Object(attributes)) => {
-                message.content = content;
-                message.format = BodyFormat::SnsNotification;
-                read_envelope_attributes(&attributes, &mut message)?;
-            }
-            Ok(other) => {
-                return Err(WireError::InvalidBody {
-                    reason: format!(
-                        "`MessageAttributes` must be an object, found {}",
-                        json_type_name(&other)
-                    ),
-                });
-            }
-            Err(_) => read_body_value(body, &mut message)?,
-        },
+        }) => {
+            message.content = content;
+            message.format = BodyFormat::SnsNotification;
+            read_envelope_attributes(&attributes, &mut message)?;
+        }
         // A malformed `Message`, or anything the typed pass does not read: the general path,
         // which also words the errors.
         _ => read_body_value(body, &mut message)?,
@@ -243,7 +231,7 @@ fn from_sqs_attributes(attributes: &HashMap<String, Attribute>) -> Result<WireMe
 
 /// The fields of a JSON object body that [`decode`] reads, in one typed pass that skips the
 /// rest (building a [`Value`] for every body cost about 1.6 times reading `Message` alone);
-/// an SNS envelope's `MessageAttributes` are kept as text and only they go through a `Value`.
+/// only an SNS envelope's `MessageAttributes` are read into `Value`s.
 /// Whatever it cannot read goes to [`read_body_value`]: a body holding a number out of `f64`'s
 /// range in a field nobody reads is read here as Python's `json.loads` reads it, where the
 /// `Value` parse would give up and take the whole body as content.
@@ -254,10 +242,10 @@ struct BodyFields<'a> {
     message: Option<Option<String>>,
     #[serde(rename = "Type", default, borrow)]
     kind: Option<Cow<'a, str>>,
-    /// Kept as JSON text, read only when present; `null` counts as absent, as on the general
-    /// path.
-    #[serde(rename = "MessageAttributes", default, borrow)]
-    attributes: Option<&'a RawValue>,
+    /// `null` counts as absent, as on the general path; anything but an object or `null` is
+    /// left to it.
+    #[serde(rename = "MessageAttributes", default)]
+    attributes: Option<serde_json::Map<String, Value>>,
 }
 
 /// Tells a field that is present (even as `null`) from one that is absent (the `default`).
