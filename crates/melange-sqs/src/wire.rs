@@ -185,25 +185,13 @@ pub fn decode(
         Ok(BodyFields {
             message: Some(Some(content)),
             kind,
-            attributes: None,
-        }) => {
-            message.content = content;
-            message.format = if kind.as_deref() == Some("Notification") {
-                BodyFormat::SnsNotification
-            } else {
-                BodyFormat::Melange
-            };
-        }
-        // An SNS envelope with attributes.
-        Ok(BodyFields {
-            message: Some(Some(content)),
-            attributes: Some(attributes),
-            ..
-        }) => {
-            message.content = content;
-            message.format = BodyFormat::SnsNotification;
-            read_envelope_attributes(&attributes, &mut message)?;
-        }
+            attributes,
+        }) => read_melange_body(
+            &mut message,
+            content,
+            kind.as_deref() == Some("Notification"),
+            attributes.as_ref(),
+        )?,
         // A malformed `Message`, or anything the typed pass does not read: the general path,
         // which also words the errors.
         _ => read_body_value(body, &mut message)?,
@@ -274,21 +262,11 @@ fn read_body_value(body: &str, message: &mut WireMessage) -> Result<(), WireErro
                 }
                 None => String::new(),
             };
-            message.content = content;
             let is_notification =
                 object.get("Type").and_then(Value::as_str) == Some("Notification");
-            match object.remove("MessageAttributes") {
-                Some(Value::Object(envelope_attributes)) => {
-                    message.format = BodyFormat::SnsNotification;
-                    read_envelope_attributes(&envelope_attributes, message)?;
-                }
-                Some(Value::Null) | None => {
-                    message.format = if is_notification {
-                        BodyFormat::SnsNotification
-                    } else {
-                        BodyFormat::Melange
-                    };
-                }
+            let envelope_attributes = match object.remove("MessageAttributes") {
+                Some(Value::Object(attributes)) => Some(attributes),
+                Some(Value::Null) | None => None,
                 Some(other) => {
                     return Err(WireError::InvalidBody {
                         reason: format!(
@@ -297,7 +275,13 @@ fn read_body_value(body: &str, message: &mut WireMessage) -> Result<(), WireErro
                         ),
                     });
                 }
-            }
+            };
+            read_melange_body(
+                message,
+                content,
+                is_notification,
+                envelope_attributes.as_ref(),
+            )?;
         }
         _ => {
             message.content = body.to_owned();
@@ -305,6 +289,31 @@ fn read_body_value(body: &str, message: &mut WireMessage) -> Result<(), WireErro
         }
     }
     Ok(())
+}
+
+/// Fills in a Python Melange body however it was read: its `Message`, and for an SNS
+/// envelope its `Type` and `MessageAttributes`.
+fn read_melange_body(
+    message: &mut WireMessage,
+    content: String,
+    is_notification: bool,
+    envelope_attributes: Option<&serde_json::Map<String, Value>>,
+) -> Result<(), WireError> {
+    message.content = content;
+    match envelope_attributes {
+        Some(attributes) => {
+            message.format = BodyFormat::SnsNotification;
+            read_envelope_attributes(attributes, message)
+        }
+        None => {
+            message.format = if is_notification {
+                BodyFormat::SnsNotification
+            } else {
+                BodyFormat::Melange
+            };
+            Ok(())
+        }
+    }
 }
 
 /// Reads the `MessageAttributes` of an SNS notification envelope:
