@@ -1,0 +1,415 @@
+//! The in-process benchmarks (pipeline, latency model, memory), shared by the `pipeline` and
+//! `pipeline_mimalloc` bench binaries, which differ only in their global allocator.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use melange::backend::{BatchResult, Received};
+use melange::envelope::{ReceiptHandle, ReceiveOptions};
+use melange::{
+    BackendError, ConsumerOptions, InMemoryBackend, MessagingBackend, MessagingBackendFactory,
+    QueuePublisher, SerializerRegistry, SimpleConsumerHandler,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc};
+
+/// Messages allowed between publisher and handler (publisher back-pressure).
+const WINDOW: usize = 256;
+
+#[derive(Serialize, Deserialize, melange::Message)]
+struct OrderCreated {
+    seq: u64,
+    sent_ns: u64,
+    customer: String,
+    amount_cents: u64,
+}
+
+fn order(seq: u64, base: Instant) -> OrderCreated {
+    OrderCreated {
+        seq,
+        sent_ns: base.elapsed().as_nanos() as u64,
+        customer: "customer-42".into(),
+        amount_cents: 1999,
+    }
+}
+
+/// What every handler records: a latency per message and when the last one arrived.
+struct Probe {
+    base: Instant,
+    expected: u64,
+    handled: AtomicU64,
+    latencies: Vec<AtomicU64>,
+    done_ns: AtomicU64,
+    window: Option<Arc<Semaphore>>,
+}
+
+impl Probe {
+    fn new(base: Instant, expected: u64, window: Option<Arc<Semaphore>>) -> Arc<Self> {
+        Arc::new(Self {
+            base,
+            expected,
+            handled: AtomicU64::new(0),
+            latencies: (0..expected).map(|_| AtomicU64::new(0)).collect(),
+            done_ns: AtomicU64::new(0),
+            window,
+        })
+    }
+
+    fn record(&self, message: &OrderCreated) {
+        let now = self.base.elapsed().as_nanos() as u64;
+        if let Some(slot) = self.latencies.get(message.seq as usize) {
+            slot.store(now.saturating_sub(message.sent_ns), Ordering::Relaxed);
+        }
+        if let Some(window) = &self.window {
+            window.add_permits(1);
+        }
+        if self.handled.fetch_add(1, Ordering::AcqRel) + 1 == self.expected {
+            self.done_ns.store(now, Ordering::Release);
+        }
+    }
+
+    fn percentiles(&self) -> (f64, f64) {
+        let mut all: Vec<u64> = self
+            .latencies
+            .iter()
+            .map(|l| l.load(Ordering::Relaxed))
+            .collect();
+        all.sort_unstable();
+        let at = |q: f64| all[((all.len() - 1) as f64 * q) as usize] as f64 / 1_000.0;
+        (at(0.50), at(0.99))
+    }
+}
+
+struct Bench {
+    probe: Arc<Probe>,
+}
+
+#[melange::listener]
+impl Bench {
+    async fn on_order_created(&self, message: OrderCreated) {
+        self.probe.record(&message);
+    }
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn emit(value: serde_json::Value) {
+    println!("{value}");
+}
+
+async fn melange_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
+    let backend = InMemoryBackend::new();
+    let serializers = SerializerRegistry::default();
+    MessagingBackendFactory::new(backend.clone())
+        .init_queue("pipeline")
+        .await
+        .unwrap();
+    let window = Arc::new(Semaphore::new(WINDOW));
+    let base = Instant::now();
+    let probe = Probe::new(base, n, Some(window.clone()));
+    let handler = SimpleConsumerHandler::new(
+        Bench {
+            probe: probe.clone(),
+        },
+        serializers.clone(),
+        backend.clone(),
+    )
+    .with_options(
+        ConsumerOptions::default()
+            .max_in_flight(concurrency)
+            .heartbeat(None)
+            .stop_when_idle(Duration::from_millis(300)),
+    );
+    let consumer = tokio::spawn(async move { handler.consume_loop("pipeline").await });
+    let publisher = QueuePublisher::new(serializers, backend);
+    let mut seq = 0;
+    while seq < n {
+        let batch = (n - seq).min(10);
+        window.acquire_many(batch as u32).await.unwrap().forget();
+        let messages: Vec<OrderCreated> = (seq..seq + batch).map(|s| order(s, base)).collect();
+        publisher
+            .publish_batch("pipeline", &messages)
+            .await
+            .unwrap();
+        seq += batch;
+    }
+    let summary = consumer.await.unwrap().unwrap();
+    assert_eq!(probe.handled.load(Ordering::Acquire), n);
+    let elapsed = probe.done_ns.load(Ordering::Acquire) as f64 / 1e9;
+    let (p50, p99) = probe.percentiles();
+    serde_json::json!({
+        "bench": "pipeline", "contender": "melange", "concurrency": concurrency, "messages": n,
+        "msgs_per_s": n as f64 / elapsed, "p50_us": p50, "p99_us": p99,
+        "acknowledged": summary.acknowledged,
+    })
+}
+
+async fn channel_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
+    let (tx, mut rx) = mpsc::channel::<String>(WINDOW);
+    let base = Instant::now();
+    let probe = Probe::new(base, n, None);
+    let receiver_probe = probe.clone();
+    let receiver = tokio::spawn(async move {
+        while let Some(body) = rx.recv().await {
+            let message: OrderCreated = serde_json::from_str(&body).unwrap();
+            receiver_probe.record(&message);
+        }
+    });
+    for seq in 0..n {
+        tx.send(serde_json::to_string(&order(seq, base)).unwrap())
+            .await
+            .unwrap();
+    }
+    drop(tx);
+    receiver.await.unwrap();
+    let elapsed = probe.done_ns.load(Ordering::Acquire) as f64 / 1e9;
+    let (p50, p99) = probe.percentiles();
+    serde_json::json!({
+        "bench": "pipeline", "contender": "channel", "concurrency": concurrency, "messages": n,
+        "msgs_per_s": n as f64 / elapsed, "p50_us": p50, "p99_us": p99,
+    })
+}
+
+/// The in-memory backend with a fixed latency added to every receive and delete call.
+#[derive(Clone)]
+struct Slow {
+    inner: InMemoryBackend,
+    latency: Duration,
+    calls: Arc<AtomicU64>,
+}
+
+impl Slow {
+    async fn pause(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(self.latency).await;
+    }
+}
+
+impl MessagingBackend for Slow {
+    // `publish_batch_to_topic` stays the trait's default, as it was: one `publish_to_topic`
+    // per message (nothing here publishes to a topic).
+    crate::forward::forward_backend!(
+        inner,
+        except receive, acknowledge, acknowledge_batch, change_visibility,
+        change_visibility_batch, publish_batch_to_topic
+    );
+
+    async fn receive(
+        &self,
+        queue: &str,
+        options: &ReceiveOptions,
+    ) -> Result<Received, BackendError> {
+        self.pause().await;
+        self.inner.receive(queue, options).await
+    }
+    async fn acknowledge(&self, queue: &str, receipt: &ReceiptHandle) -> Result<(), BackendError> {
+        self.pause().await;
+        self.inner.acknowledge(queue, receipt).await
+    }
+    async fn acknowledge_batch(
+        &self,
+        queue: &str,
+        receipts: &[ReceiptHandle],
+    ) -> Result<BatchResult<()>, BackendError> {
+        self.pause().await;
+        self.inner.acknowledge_batch(queue, receipts).await
+    }
+    async fn change_visibility(
+        &self,
+        queue: &str,
+        receipt: &ReceiptHandle,
+        timeout: Duration,
+    ) -> Result<(), BackendError> {
+        self.pause().await;
+        self.inner.change_visibility(queue, receipt, timeout).await
+    }
+    async fn change_visibility_batch(
+        &self,
+        queue: &str,
+        entries: &[(ReceiptHandle, Duration)],
+    ) -> Result<BatchResult<()>, BackendError> {
+        self.pause().await;
+        self.inner.change_visibility_batch(queue, entries).await
+    }
+}
+
+async fn backlog(backend: &InMemoryBackend, queue: &str, n: u64, base: Instant) {
+    MessagingBackendFactory::new(backend.clone())
+        .init_queue(queue)
+        .await
+        .unwrap();
+    let publisher = QueuePublisher::new(SerializerRegistry::default(), backend.clone());
+    let mut seq = 0;
+    while seq < n {
+        let batch = (n - seq).min(10);
+        let messages: Vec<OrderCreated> = (seq..seq + batch).map(|s| order(s, base)).collect();
+        publisher.publish_batch(queue, &messages).await.unwrap();
+        seq += batch;
+    }
+}
+
+async fn latency_model(receivers: usize, latency: Duration, seconds: f64) -> serde_json::Value {
+    let bound = receivers as f64 * 10.0 / latency.as_secs_f64();
+    let n = (bound * seconds).ceil() as u64;
+    let inner = InMemoryBackend::new();
+    let base = Instant::now();
+    backlog(&inner, "slow", n, base).await;
+    let calls = Arc::new(AtomicU64::new(0));
+    let backend = Slow {
+        inner,
+        latency,
+        calls: calls.clone(),
+    };
+    let start = Instant::now();
+    let probe = Probe::new(start, n, None);
+    let handler = SimpleConsumerHandler::new(
+        Bench {
+            probe: probe.clone(),
+        },
+        SerializerRegistry::default(),
+        backend,
+    )
+    .with_options(
+        ConsumerOptions::default()
+            .max_in_flight(receivers * 10)
+            .receivers(receivers)
+            .heartbeat(None)
+            .wait_time(Duration::from_millis(100))
+            .stop_when_idle(Duration::from_millis(100)),
+    );
+    let summary = handler.consume_loop("slow").await.unwrap();
+    assert_eq!(probe.handled.load(Ordering::Acquire), n);
+    let elapsed = probe.done_ns.load(Ordering::Acquire) as f64 / 1e9;
+    let throughput = n as f64 / elapsed;
+    serde_json::json!({
+        "bench": "latency_model", "receivers": receivers, "max_in_flight": receivers * 10,
+        "latency_ms": latency.as_secs_f64() * 1e3, "messages": n, "msgs_per_s": throughput,
+        "bound_msgs_per_s": bound, "ratio": throughput / bound,
+        "backend_calls": calls.load(Ordering::Relaxed), "acknowledged": summary.acknowledged,
+    })
+}
+
+fn status_kb(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+async fn rss(backlog_size: u64) -> serde_json::Value {
+    let backend = InMemoryBackend::new();
+    let base = Instant::now();
+    backlog(&backend, "rss", backlog_size, base).await;
+    let before_consume_mb = status_kb("VmRSS:") / 1024.0;
+    let probe = Probe::new(base, backlog_size, None);
+    let handler = SimpleConsumerHandler::new(
+        Bench {
+            probe: probe.clone(),
+        },
+        SerializerRegistry::default(),
+        backend,
+    )
+    .with_options(
+        ConsumerOptions::default()
+            .max_in_flight(64)
+            .heartbeat(None)
+            .stop_when_idle(Duration::from_millis(if backlog_size == 0 {
+                1000
+            } else {
+                200
+            })),
+    );
+    let summary = handler.consume_loop("rss").await.unwrap();
+    serde_json::json!({
+        "bench": if backlog_size == 0 { "rss_idle" } else { "rss_backlog" },
+        "backlog": backlog_size, "acknowledged": summary.acknowledged,
+        "rss_before_consume_mb": before_consume_mb,
+        "peak_rss_mb": status_kb("VmHWM:") / 1024.0,
+        "rss_after_mb": status_kb("VmRSS:") / 1024.0,
+    })
+}
+
+/// Runs what `MELANGE_BENCH` selects; `allocator` names the bench binary's global allocator
+/// and is written into every pipeline line.
+pub fn run(allocator: &str) {
+    let selected = std::env::var("MELANGE_BENCH").ok();
+    let quick = selected.is_none();
+    let wants = |name: &str| {
+        selected
+            .as_deref()
+            .is_none_or(|s| s.split(',').any(|x| x.trim() == name))
+    };
+    // Multi-threaded as a service runs it; `MELANGE_BENCH_RUNTIME=current_thread` measures the
+    // CPU cost alone, without cross-thread wake-ups (for profiling).
+    let runtime = if std::env::var("MELANGE_BENCH_RUNTIME").as_deref() == Ok("current_thread") {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    runtime.block_on(async {
+        if wants("pipeline") {
+            let n = env_u64("MELANGE_BENCH_N", if quick { 20_000 } else { 200_000 });
+            let rounds = env_u64("MELANGE_BENCH_ROUNDS", if quick { 1 } else { 9 });
+            let concurrencies: Vec<usize> = std::env::var("MELANGE_BENCH_CONCURRENCY")
+                .map(|list| {
+                    list.split(',')
+                        .filter_map(|c| c.trim().parse().ok())
+                        .collect()
+                })
+                .unwrap_or_else(|_| vec![1, 8, 64]);
+            // Interleaved: each round runs every contender once, alternating which goes first;
+            // the report pairs the two of a round and concurrency (the machine's speed drifts).
+            let alone = std::env::var("MELANGE_BENCH_CONTENDER").ok();
+            for round in 0..rounds {
+                for &concurrency in &concurrencies {
+                    let results = match alone.as_deref() {
+                        Some("melange") => vec![melange_pipeline(n, concurrency).await],
+                        Some("channel") => vec![channel_pipeline(n, concurrency).await],
+                        _ if round % 2 == 0 => {
+                            let melange = melange_pipeline(n, concurrency).await;
+                            vec![melange, channel_pipeline(n, concurrency).await]
+                        }
+                        _ => {
+                            let channel = channel_pipeline(n, concurrency).await;
+                            vec![melange_pipeline(n, concurrency).await, channel]
+                        }
+                    };
+                    for mut result in results {
+                        result["round"] = round.into();
+                        result["allocator"] = allocator.into();
+                        emit(result);
+                    }
+                }
+            }
+        }
+        if wants("latency") {
+            let latency = Duration::from_millis(env_u64("MELANGE_BENCH_LATENCY_MS", 20));
+            let seconds = if quick { 0.5 } else { 3.0 };
+            for receivers in [1, 2, 4, 8] {
+                emit(latency_model(receivers, latency, seconds).await);
+            }
+        }
+        // Peak RSS is per process: only when asked for explicitly.
+        if selected.as_deref() == Some("rss_idle") {
+            emit(rss(0).await);
+        }
+        if selected.as_deref() == Some("rss_backlog") {
+            emit(rss(env_u64("MELANGE_BENCH_BACKLOG", 100_000)).await);
+        }
+    });
+}
