@@ -69,6 +69,13 @@ def pipe_ratio(c, rows=inproc):
     return median([pair["melange"] / pair["channel"] for pair in runs.values() if len(pair) == 2])
 
 
+def pipe_cpu_us(contender, c, rows=inproc):
+    """CPU time of all the bench's threads per message, µs (median over the rounds)."""
+    return median([r["cpu_ns_per_msg"] / 1e3 for r in rows
+                   if r["bench"] == "pipeline" and r["contender"] == contender and r["concurrency"] == c
+                   and "cpu_ns_per_msg" in r])
+
+
 def pipe_lat(contender, c, key, rows=inproc):
     return median([r[key] for r in rows
                    if r["bench"] == "pipeline" and r["contender"] == contender and r["concurrency"] == c])
@@ -174,7 +181,11 @@ else:
         "dispatch_vs_sync_match_ratio": paired.get(100, {}).get("vs_hand_written", float("nan")),
         "pipeline_msgs_per_s": pipe("melange", 8),
         "pipeline_vs_channel_ratio": pipe_ratio(8),
+        "pipeline_cpu_us_per_msg": pipe_cpu_us("melange", 8),
+        "pipeline_channel_cpu_us_per_msg": pipe_cpu_us("channel", 8),
         "pipeline_mimalloc_msgs_per_s": pipe("melange", 8, inproc_mimalloc),
+        "pipeline_mimalloc_cpu_us_per_msg": pipe_cpu_us("melange", 8, inproc_mimalloc),
+        "pipeline_mimalloc_channel_cpu_us_per_msg": pipe_cpu_us("channel", 8, inproc_mimalloc),
         "pipeline_mimalloc_channel_msgs_per_s": pipe("channel", 8, inproc_mimalloc),
         "pipeline_mimalloc_vs_channel_ratio": pipe_ratio(8, inproc_mimalloc),
         "latency_model_min_ratio": min((r["ratio"] for r in latency), default=float("nan")),
@@ -409,17 +420,20 @@ md += [
     "`pipeline_mimalloc` bench runs the same code with mimalloc as the global allocator: under "
     "glibc's malloc, memory freed on one thread and allocated again on the other goes through "
     "the shared arena, which on some machines halves the bare channel's rate and so flatters "
-    "the ratio.",
+    "the ratio. CPU µs/msg: the CPU time of all the bench's threads over the run, per message "
+    "(steadier than the rates on a shared machine; two cores give at most 2 s of CPU per second, "
+    "so 1,000,000 msg/s needs under 2 µs per message).",
     "",
-    "| Allocator | Concurrency | melange msg/s | p50 / p99 µs | channel msg/s | p50 / p99 µs | Ratio |",
-    "|---|---|---|---|---|---|---|",
+    "| Allocator | Concurrency | melange msg/s | p50 / p99 µs | CPU µs/msg | channel msg/s | p50 / p99 µs | CPU µs/msg | Ratio |",
+    "|---|---|---|---|---|---|---|---|---|",
 ]
 for allocator, rows in (("glibc malloc", inproc), ("mimalloc", inproc_mimalloc)):
     for c in (1, 8, 64):
         md.append(
             f"| {allocator} | {c} | {fmt(pipe('melange', c, rows))} | {fmt(pipe_lat('melange', c, 'p50_us', rows), 0)} / {fmt(pipe_lat('melange', c, 'p99_us', rows), 0)} "
+            f"| {fmt(pipe_cpu_us('melange', c, rows))} "
             f"| {fmt(pipe('channel', c, rows))} | {fmt(pipe_lat('channel', c, 'p50_us', rows), 0)} / {fmt(pipe_lat('channel', c, 'p99_us', rows), 0)} "
-            f"| {fmt(pipe_ratio(c, rows))}× |")
+            f"| {fmt(pipe_cpu_us('channel', c, rows))} | {fmt(pipe_ratio(c, rows))}× |")
 md += [
     "",
     "## Latency model (20 ms per receive and per delete call, backlog pre-published)",

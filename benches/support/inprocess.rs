@@ -103,6 +103,25 @@ fn emit(value: serde_json::Value) {
     println!("{value}");
 }
 
+/// CPU time all of this process's threads have run, in nanoseconds (the first field of each
+/// `/proc/self/task/*/schedstat`): the cost of a run whatever the machine's load does to its
+/// wall time. Threads that exit in between are not counted; the runtime's workers live on.
+fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// CPU nanoseconds per message since `start` (a [`cpu_ns`] reading).
+fn cpu_per_message(start: u64, n: u64) -> f64 {
+    cpu_ns().saturating_sub(start) as f64 / n as f64
+}
+
 async fn melange_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
     let backend = InMemoryBackend::new();
     let serializers = SerializerRegistry::default();
@@ -111,8 +130,9 @@ async fn melange_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
         .await
         .unwrap();
     let window = Arc::new(Semaphore::new(WINDOW));
-    let base = Instant::now();
-    let probe = Probe::new(base, n, Some(window.clone()));
+    let probe = Probe::new(Instant::now(), n, Some(window.clone()));
+    let cpu = cpu_ns();
+    let base = probe.base;
     let handler = SimpleConsumerHandler::new(
         Bench {
             probe: probe.clone(),
@@ -140,20 +160,22 @@ async fn melange_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
         seq += batch;
     }
     let summary = consumer.await.unwrap().unwrap();
+    let cpu = cpu_per_message(cpu, n);
     assert_eq!(probe.handled.load(Ordering::Acquire), n);
     let elapsed = probe.done_ns.load(Ordering::Acquire) as f64 / 1e9;
     let (p50, p99) = probe.percentiles();
     serde_json::json!({
         "bench": "pipeline", "contender": "melange", "concurrency": concurrency, "messages": n,
         "msgs_per_s": n as f64 / elapsed, "p50_us": p50, "p99_us": p99,
-        "acknowledged": summary.acknowledged,
+        "cpu_ns_per_msg": cpu, "acknowledged": summary.acknowledged,
     })
 }
 
 async fn channel_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
     let (tx, mut rx) = mpsc::channel::<String>(WINDOW);
-    let base = Instant::now();
-    let probe = Probe::new(base, n, None);
+    let probe = Probe::new(Instant::now(), n, None);
+    let cpu = cpu_ns();
+    let base = probe.base;
     let receiver_probe = probe.clone();
     let receiver = tokio::spawn(async move {
         while let Some(body) = rx.recv().await {
@@ -168,11 +190,12 @@ async fn channel_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
     }
     drop(tx);
     receiver.await.unwrap();
+    let cpu = cpu_per_message(cpu, n);
     let elapsed = probe.done_ns.load(Ordering::Acquire) as f64 / 1e9;
     let (p50, p99) = probe.percentiles();
     serde_json::json!({
         "bench": "pipeline", "contender": "channel", "concurrency": concurrency, "messages": n,
-        "msgs_per_s": n as f64 / elapsed, "p50_us": p50, "p99_us": p99,
+        "msgs_per_s": n as f64 / elapsed, "p50_us": p50, "p99_us": p99, "cpu_ns_per_msg": cpu,
     })
 }
 
