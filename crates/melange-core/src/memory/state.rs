@@ -31,9 +31,16 @@ pub(super) struct Config {
     pub(super) default_visibility_timeout: Duration,
 }
 
-/// Hands out message ids, queue incarnations and receipt nonces. Shared with the backend
-/// outside its lock, so a publish to a queue makes its message ids before taking the lock.
+/// Hands out message ids. Shared with the backend outside its lock, so a publish to a queue
+/// makes its message ids before taking the lock.
+///
+/// Publishers write its counter on every message, so it sits on cache lines of its own
+/// (128 bytes: x86 fetches lines in pairs), and only publishers write it: receipt nonces,
+/// made by consumers on every delivery, come from [`State`]'s counter under the lock. When
+/// both came from this one, publisher and consumer threads took its line from each other on
+/// every message.
 #[derive(Debug)]
+#[repr(align(128))]
 pub(super) struct Ids {
     last: AtomicU64,
     /// The part of every message id that comes from a seed random per backend (so two
@@ -207,6 +214,8 @@ pub(super) struct State {
     queues: HashMap<String, Queue, BuildIdHasher>,
     topics: HashMap<String, Topic, BuildIdHasher>,
     ids: Arc<Ids>,
+    /// The last queue incarnation or receipt nonce handed out (0 is never one).
+    last_serial: u64,
 }
 
 impl State {
@@ -216,7 +225,14 @@ impl State {
             queues: HashMap::default(),
             topics: HashMap::default(),
             ids: Arc::new(Ids::new(RandomState::new().hash_one(0_u8))),
+            last_serial: 0,
         }
+    }
+
+    /// A new queue incarnation or receipt nonce: unique in this backend, never 0.
+    fn next_serial(last_serial: &mut u64) -> u64 {
+        *last_serial += 1;
+        *last_serial
     }
 
     /// The id maker, for use outside the lock.
@@ -260,7 +276,7 @@ impl State {
 
     fn insert_queue(&mut self, spec: &QueueSpec, config: &Config) -> QueueInfo {
         let queue = Queue::new(
-            self.ids.next(),
+            Self::next_serial(&mut self.last_serial),
             &spec.name,
             spec.is_fifo(),
             spec.visibility_timeout
@@ -390,6 +406,7 @@ impl State {
             queues,
             topics,
             ids,
+            ..
         } = self;
         let topic = topics.get_mut(name).ok_or_else(|| topic_missing(name))?;
         let to = Destination {
@@ -440,7 +457,11 @@ impl State {
         options: &ReceiveOptions,
         now: Instant,
     ) -> Result<Poll, BackendError> {
-        let Self { queues, ids, .. } = self;
+        let Self {
+            queues,
+            last_serial,
+            ..
+        } = self;
         let queue = queues
             .get(name)
             .filter(|q| incarnation.is_none_or(|seen| q.incarnation == seen))
@@ -460,7 +481,7 @@ impl State {
             options.max_messages as usize,
             visibility,
             dead_letter.as_ref().map(|policy| policy.max_receive_count),
-            &mut || ids.next(),
+            &mut || Self::next_serial(last_serial),
         );
         let next_deadline = queue.next_deadline();
         if let Some(policy) = dead_letter
