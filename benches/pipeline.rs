@@ -14,8 +14,10 @@
 //! `MELANGE_BENCH_N` sets the messages per pipeline run (200,000; 20,000 when unset),
 //! `MELANGE_BENCH_ROUNDS` the interleaved rounds (9; 1 when unset) and
 //! `MELANGE_BENCH_CONCURRENCY` the concurrency settings (`1,8,64`).
-//! `MELANGE_BENCH_RUNTIME=current_thread` runs everything on one thread and
-//! `MELANGE_BENCH_CONTENDER=melange` (or `channel`) runs one contender alone (for profiling).
+//! `MELANGE_BENCH_RUNTIME=current_thread` runs everything on one thread, and
+//! `MELANGE_BENCH_WORKERS` sets the multi-threaded runtime's workers (2; the publisher runs
+//! on the main thread beside them). `MELANGE_BENCH_CONTENDER=melange` (or `channel`) runs one
+//! contender alone (for profiling).
 //!
 //! `pipeline_mimalloc` runs the same with mimalloc as the global allocator: under glibc's
 //! malloc, memory freed on the consumer's thread and reused on the publisher's costs the

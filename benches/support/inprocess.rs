@@ -379,7 +379,7 @@ pub fn run(allocator: &str) {
             .unwrap()
     } else {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(env_u64("MELANGE_BENCH_WORKERS", 2) as usize)
             .enable_all()
             .build()
             .unwrap()
