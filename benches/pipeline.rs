@@ -25,6 +25,8 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 // The forwarding half of the latency model's backend, shared with the tests.
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "../tests/support/forward.rs"]
 mod forward;
 #[path = "support/inprocess.rs"]

@@ -6,6 +6,8 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 // The forwarding half of the latency model's backend, shared with the tests.
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "../tests/support/forward.rs"]
 mod forward;
 #[path = "support/inprocess.rs"]

@@ -23,6 +23,8 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 // The forwarding half of `Deletions`, shared with the tests.
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "../tests/support/forward.rs"]
 mod forward;
 
@@ -359,22 +361,6 @@ async fn consume_sdk(env: &Env) -> Measured {
     measured
 }
 
-/// CPU time of this process's threads so far, in seconds, with nanosecond precision: the sum
-/// of `/proc/self/task/*/schedstat` (time on a CPU; `/proc/self/stat` counts 10 ms ticks, too
-/// coarse for short runs, and `getrusage` would need `unsafe`). Threads that already exited
-/// are not counted: the runtime's workers live for the whole run. Linux only, 0 elsewhere.
-fn cpu_seconds() -> f64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
-    };
-    let nanos: u64 = tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    nanos as f64 / 1e9
-}
-
 /// Wall-clock and CPU time of the measured part of a run.
 struct Clock {
     wall: Instant,
@@ -393,14 +379,14 @@ impl Clock {
     fn start() -> Self {
         Self {
             wall: Instant::now(),
-            cpu: cpu_seconds(),
+            cpu: cpu::cpu_seconds(),
         }
     }
 
     fn stop(&self) -> Measured {
         Measured {
             seconds: self.wall.elapsed().as_secs_f64(),
-            cpu: cpu_seconds() - self.cpu,
+            cpu: cpu::cpu_seconds() - self.cpu,
             shutdown: None,
         }
     }

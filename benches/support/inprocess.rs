@@ -14,6 +14,8 @@ use melange::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::cpu::cpu_seconds;
+
 /// Messages allowed between publisher and handler (publisher back-pressure).
 const WINDOW: usize = 256;
 
@@ -92,6 +94,20 @@ impl Bench {
     }
 }
 
+/// A consumer handler running [`Bench`] over `backend` with `options`, without heartbeats
+/// (its handler returns at once).
+fn bench_handler<B: MessagingBackend>(
+    probe: &Arc<Probe>,
+    serializers: SerializerRegistry,
+    backend: B,
+    options: ConsumerOptions,
+) -> SimpleConsumerHandler<Bench, B> {
+    let bench = Bench {
+        probe: probe.clone(),
+    };
+    SimpleConsumerHandler::new(bench, serializers, backend).with_options(options.heartbeat(None))
+}
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -103,23 +119,9 @@ fn emit(value: serde_json::Value) {
     println!("{value}");
 }
 
-/// CPU time all of this process's threads have run, in nanoseconds (the first field of each
-/// `/proc/self/task/*/schedstat`): the cost of a run whatever the machine's load does to its
-/// wall time. Threads that exit in between are not counted; the runtime's workers live on.
-fn cpu_ns() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
-
-/// CPU nanoseconds per message since `start` (a [`cpu_ns`] reading).
-fn cpu_per_message(start: u64, n: u64) -> f64 {
-    cpu_ns().saturating_sub(start) as f64 / n as f64
+/// CPU nanoseconds per message since `start` (a [`cpu_seconds`] reading).
+fn cpu_per_message(start: f64, n: u64) -> f64 {
+    (cpu_seconds() - start) * 1e9 / n as f64
 }
 
 async fn melange_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
@@ -131,19 +133,14 @@ async fn melange_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
         .unwrap();
     let window = Arc::new(Semaphore::new(WINDOW));
     let probe = Probe::new(Instant::now(), n, Some(window.clone()));
-    let cpu = cpu_ns();
+    let cpu = cpu_seconds();
     let base = probe.base;
-    let handler = SimpleConsumerHandler::new(
-        Bench {
-            probe: probe.clone(),
-        },
+    let handler = bench_handler(
+        &probe,
         serializers.clone(),
         backend.clone(),
-    )
-    .with_options(
         ConsumerOptions::default()
             .max_in_flight(concurrency)
-            .heartbeat(None)
             .stop_when_idle(Duration::from_millis(300)),
     );
     let consumer = tokio::spawn(async move { handler.consume_loop("pipeline").await });
@@ -174,7 +171,7 @@ async fn melange_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
 async fn channel_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
     let (tx, mut rx) = mpsc::channel::<String>(WINDOW);
     let probe = Probe::new(Instant::now(), n, None);
-    let cpu = cpu_ns();
+    let cpu = cpu_seconds();
     let base = probe.base;
     let receiver_probe = probe.clone();
     let receiver = tokio::spawn(async move {
@@ -291,18 +288,13 @@ async fn latency_model(receivers: usize, latency: Duration, seconds: f64) -> ser
     };
     let start = Instant::now();
     let probe = Probe::new(start, n, None);
-    let handler = SimpleConsumerHandler::new(
-        Bench {
-            probe: probe.clone(),
-        },
+    let handler = bench_handler(
+        &probe,
         SerializerRegistry::default(),
         backend,
-    )
-    .with_options(
         ConsumerOptions::default()
             .max_in_flight(receivers * 10)
             .receivers(receivers)
-            .heartbeat(None)
             .wait_time(Duration::from_millis(100))
             .stop_when_idle(Duration::from_millis(100)),
     );
@@ -333,17 +325,12 @@ async fn rss(backlog_size: u64) -> serde_json::Value {
     backlog(&backend, "rss", backlog_size, base).await;
     let before_consume_mb = status_kb("VmRSS:") / 1024.0;
     let probe = Probe::new(base, backlog_size, None);
-    let handler = SimpleConsumerHandler::new(
-        Bench {
-            probe: probe.clone(),
-        },
+    let handler = bench_handler(
+        &probe,
         SerializerRegistry::default(),
         backend,
-    )
-    .with_options(
         ConsumerOptions::default()
             .max_in_flight(64)
-            .heartbeat(None)
             .stop_when_idle(Duration::from_millis(if backlog_size == 0 {
                 1000
             } else {
