@@ -214,8 +214,21 @@ pub(super) struct State {
     queues: HashMap<String, Queue, BuildIdHasher>,
     topics: HashMap<String, Topic, BuildIdHasher>,
     ids: Arc<Ids>,
-    /// The last queue incarnation or receipt nonce handed out (0 is never one).
-    last_serial: u64,
+    serials: Serials,
+}
+
+/// Hands out queue incarnations and receipt nonces, under the lock: unique in the backend,
+/// never 0.
+#[derive(Debug, Default)]
+struct Serials {
+    last: u64,
+}
+
+impl Serials {
+    fn next(&mut self) -> u64 {
+        self.last += 1;
+        self.last
+    }
 }
 
 impl State {
@@ -225,14 +238,8 @@ impl State {
             queues: HashMap::default(),
             topics: HashMap::default(),
             ids: Arc::new(Ids::new(RandomState::new().hash_one(0_u8))),
-            last_serial: 0,
+            serials: Serials::default(),
         }
-    }
-
-    /// A new queue incarnation or receipt nonce: unique in this backend, never 0.
-    fn next_serial(last_serial: &mut u64) -> u64 {
-        *last_serial += 1;
-        *last_serial
     }
 
     /// The id maker, for use outside the lock.
@@ -276,7 +283,7 @@ impl State {
 
     fn insert_queue(&mut self, spec: &QueueSpec, config: &Config) -> QueueInfo {
         let queue = Queue::new(
-            Self::next_serial(&mut self.last_serial),
+            self.serials.next(),
             &spec.name,
             spec.is_fifo(),
             spec.visibility_timeout
@@ -458,9 +465,7 @@ impl State {
         now: Instant,
     ) -> Result<Poll, BackendError> {
         let Self {
-            queues,
-            last_serial,
-            ..
+            queues, serials, ..
         } = self;
         let queue = queues
             .get(name)
@@ -481,7 +486,7 @@ impl State {
             options.max_messages as usize,
             visibility,
             dead_letter.as_ref().map(|policy| policy.max_receive_count),
-            &mut || Self::next_serial(last_serial),
+            &mut || serials.next(),
         );
         let next_deadline = queue.next_deadline();
         if let Some(policy) = dead_letter
