@@ -10,6 +10,11 @@
 //!   (20) per receive and per delete call; throughput against `receivers × 10 / latency`.
 //! - `rss_idle`, `rss_backlog`: peak RSS (VmHWM) of a consumer idle on an empty queue, or
 //!   draining a backlog of `MELANGE_BENCH_BACKLOG` (100,000) messages. Run one per process.
+//! - `stages`: on one thread, the CPU per message of each part of the pipeline: `serde_json`
+//!   encode and decode (what the channel does), publishing, receiving and acknowledging
+//!   through the backend alone, and the whole pipeline at concurrency 8 (the rest of it is
+//!   the consumer engine, decoding and the handler). Not run by `bench/run`: a diagnosis of
+//!   where melange's cost per message goes (`MELANGE_BENCH_ROUNDS`, 5, rounds).
 //!
 //! `MELANGE_BENCH_N` sets the messages per pipeline run (200,000; 20,000 when unset),
 //! `MELANGE_BENCH_ROUNDS` the interleaved rounds (9; 1 when unset) and

@@ -196,6 +196,88 @@ async fn channel_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
     })
 }
 
+/// Publishes `count` messages from `first` in batches of ten, as the pipeline's publisher.
+async fn publish_run(publisher: &QueuePublisher<InMemoryBackend>, first: u64, count: u64) {
+    let base = Instant::now();
+    let mut seq = first;
+    while seq < first + count {
+        let batch = (first + count - seq).min(10);
+        let messages: Vec<OrderCreated> = (seq..seq + batch).map(|s| order(s, base)).collect();
+        publisher.publish_batch("stages", &messages).await.unwrap();
+        seq += batch;
+    }
+}
+
+/// Receives and acknowledges everything visible through the backend alone, ten at a time;
+/// returns how many.
+async fn receive_and_acknowledge(backend: &InMemoryBackend) -> u64 {
+    let options = ReceiveOptions {
+        max_messages: 10,
+        wait_time: Duration::ZERO,
+        visibility_timeout: None,
+    };
+    let mut count = 0;
+    loop {
+        let batch = backend.receive("stages", &options).await.unwrap();
+        if batch.is_empty() {
+            return count;
+        }
+        let receipts: Vec<ReceiptHandle> = batch
+            .into_iter()
+            .map(|envelope| envelope.unwrap().delivery.receipt)
+            .collect();
+        count += receipts.len() as u64;
+        backend
+            .acknowledge_batch("stages", &receipts)
+            .await
+            .unwrap();
+    }
+}
+
+/// What a message costs on one thread (CPU ns per message), part by part: encoding and
+/// decoding it with `serde_json` (the channel's work), publishing it, receiving and
+/// acknowledging it through the backend alone (`WINDOW` messages at a time, as the pipeline
+/// holds), and the whole pipeline at concurrency 8. What the whole costs beyond publishing,
+/// receiving and acknowledging is the consumer engine, decoding and the handler.
+async fn stages(n: u64) -> serde_json::Value {
+    let base = Instant::now();
+    let cpu = cpu_seconds();
+    for seq in 0..n {
+        let body = serde_json::to_string(&order(seq, base)).unwrap();
+        let decoded: OrderCreated = serde_json::from_str(&body).unwrap();
+        std::hint::black_box(decoded);
+    }
+    let codec = cpu_per_message(cpu, n);
+
+    let backend = InMemoryBackend::new();
+    MessagingBackendFactory::new(backend.clone())
+        .init_queue("stages")
+        .await
+        .unwrap();
+    let publisher = QueuePublisher::new(SerializerRegistry::default(), backend.clone());
+    let (mut publish, mut receive_ack) = (0.0, 0.0);
+    let mut seq = 0;
+    while seq < n {
+        let count = (n - seq).min(WINDOW as u64);
+        let cpu = cpu_seconds();
+        publish_run(&publisher, seq, count).await;
+        let published = cpu_seconds();
+        assert_eq!(receive_and_acknowledge(&backend).await, count);
+        publish += published - cpu;
+        receive_ack += cpu_seconds() - published;
+        seq += count;
+    }
+    let per_message = |seconds: f64| seconds * 1e9 / n as f64;
+    let pipeline = melange_pipeline(n, 8).await;
+    let whole = pipeline["cpu_ns_per_msg"].as_f64().unwrap_or(f64::NAN);
+    serde_json::json!({
+        "bench": "stages", "messages": n, "codec_ns": codec,
+        "publish_ns": per_message(publish), "receive_ack_ns": per_message(receive_ack),
+        "pipeline_ns": whole,
+        "engine_decode_handler_ns": whole - per_message(publish) - per_message(receive_ack),
+    })
+}
+
 /// The in-memory backend with a fixed latency added to every receive and delete call.
 #[derive(Clone)]
 struct Slow {
@@ -422,4 +504,18 @@ pub fn run(allocator: &str) {
             emit(rss(env_u64("MELANGE_BENCH_BACKLOG", 100_000)).await);
         }
     });
+    if wants("stages") {
+        // One thread by definition: the costs without any handoff between threads.
+        let one_thread = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let n = env_u64("MELANGE_BENCH_N", if quick { 20_000 } else { 200_000 });
+        for round in 0..env_u64("MELANGE_BENCH_ROUNDS", if quick { 1 } else { 5 }) {
+            let mut result = one_thread.block_on(stages(n));
+            result["round"] = round.into();
+            result["allocator"] = allocator.into();
+            emit(result);
+        }
+    }
 }
