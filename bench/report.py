@@ -81,6 +81,14 @@ def pipe_lat(contender, c, key, rows=inproc):
                    if r["bench"] == "pipeline" and r["contender"] == contender and r["concurrency"] == c])
 
 
+# One thread, mimalloc: the CPU per message of each part of the pipeline (`MELANGE_BENCH=stages`).
+stages = [r for r in inproc_mimalloc if r["bench"] == "stages"]
+
+
+def stage_us(key):
+    return median([r[key] / 1e3 for r in stages])
+
+
 latency = [r for r in inproc if r["bench"] == "latency_model"]
 rss_idle = next((r for r in inproc if r["bench"] == "rss_idle"), {})
 rss_backlog = next((r for r in inproc if r["bench"] == "rss_backlog"), {})
@@ -188,6 +196,8 @@ else:
         "pipeline_mimalloc_channel_cpu_us_per_msg": pipe_cpu_us("channel", 8, inproc_mimalloc),
         "pipeline_mimalloc_channel_msgs_per_s": pipe("channel", 8, inproc_mimalloc),
         "pipeline_mimalloc_vs_channel_ratio": pipe_ratio(8, inproc_mimalloc),
+        "pipeline_mimalloc_one_thread_cpu_us_per_msg": stage_us("pipeline_ns"),
+        "pipeline_mimalloc_channel_one_thread_cpu_us_per_msg": stage_us("channel_pipeline_ns"),
         "latency_model_min_ratio": min((r["ratio"] for r in latency), default=float("nan")),
         **sqs_results,
         "rss_idle_mb": rss_idle.get("peak_rss_mb"),
@@ -434,6 +444,29 @@ for allocator, rows in (("glibc malloc", inproc), ("mimalloc", inproc_mimalloc))
             f"| {fmt(pipe_cpu_us('melange', c, rows))} "
             f"| {fmt(pipe('channel', c, rows))} | {fmt(pipe_lat('channel', c, 'p50_us', rows), 0)} / {fmt(pipe_lat('channel', c, 'p99_us', rows), 0)} "
             f"| {fmt(pipe_cpu_us('channel', c, rows))} | {fmt(pipe_ratio(c, rows))}× |")
+two_threads = (pipe_cpu_us("channel", 8, inproc_mimalloc), pipe_cpu_us("melange", 8, inproc_mimalloc))
+one_thread = (stage_us("channel_pipeline_ns"), stage_us("pipeline_ns"))
+md += [
+    "",
+    "### Where a message's CPU goes (mimalloc, concurrency 8)",
+    "",
+    f"One thread (`MELANGE_BENCH=stages`, a `current_thread` runtime, medians of {len(stages)} rounds): "
+    "each pipeline's CPU per message, and melange's taken apart by running its parts alone: "
+    "publishing (serializing, checking, storing), receiving and acknowledging through the "
+    "backend alone, and the rest (consumer engine, decoding, handler). Two threads: the "
+    "table above; what they cost beyond one thread is the handoff between them (cache lines, "
+    "wake-ups, the backend's lock).",
+    "",
+    "| CPU µs per message | channel | melange |",
+    "|---|---|---|",
+    f"| One thread: whole pipeline | {fmt(one_thread[0])} | {fmt(one_thread[1])} |",
+    f"| — `serde_json` encode + decode alone | {fmt(stage_us('codec_ns'))} | {fmt(stage_us('codec_ns'))} |",
+    f"| — publishing (encode included) | | {fmt(stage_us('publish_ns'))} |",
+    f"| — receiving and acknowledging (backend alone) | | {fmt(stage_us('receive_ack_ns'))} |",
+    f"| — the rest: engine, decode, handler | | {fmt(stage_us('engine_decode_handler_ns'))} |",
+    f"| Two threads: whole pipeline | {fmt(two_threads[0])} | {fmt(two_threads[1])} |",
+    f"| — the handoff (two threads − one) | {fmt(two_threads[0] - one_thread[0])} | {fmt(two_threads[1] - one_thread[1])} |",
+]
 md += [
     "",
     "## Latency model (20 ms per receive and per delete call, backlog pre-published)",

@@ -12,9 +12,9 @@
 //!   draining a backlog of `MELANGE_BENCH_BACKLOG` (100,000) messages. Run one per process.
 //! - `stages`: on one thread, the CPU per message of each part of the pipeline: `serde_json`
 //!   encode and decode (what the channel does), publishing, receiving and acknowledging
-//!   through the backend alone, and the whole pipeline at concurrency 8 (the rest of it is
-//!   the consumer engine, decoding and the handler). Not run by `bench/run`: a diagnosis of
-//!   where melange's cost per message goes (`MELANGE_BENCH_ROUNDS`, 5, rounds).
+//!   through the backend alone, and the whole pipeline at concurrency 8, melange's (the rest
+//!   of it is the consumer engine, decoding and the handler) and the channel's; where
+//!   melange's cost per message goes (`MELANGE_BENCH_ROUNDS`, 5, rounds).
 //!
 //! `MELANGE_BENCH_N` sets the messages per pipeline run (200,000; 20,000 when unset),
 //! `MELANGE_BENCH_ROUNDS` the interleaved rounds (9; 1 when unset) and

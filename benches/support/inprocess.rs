@@ -237,8 +237,9 @@ async fn receive_and_acknowledge(backend: &InMemoryBackend) -> u64 {
 /// What a message costs on one thread (CPU ns per message), part by part: encoding and
 /// decoding it with `serde_json` (the channel's work), publishing it, receiving and
 /// acknowledging it through the backend alone (`WINDOW` messages at a time, as the pipeline
-/// holds), and the whole pipeline at concurrency 8. What the whole costs beyond publishing,
-/// receiving and acknowledging is the consumer engine, decoding and the handler.
+/// holds), and the whole pipeline at concurrency 8, melange's and the channel's. What
+/// melange's whole costs beyond publishing, receiving and acknowledging is the consumer
+/// engine, decoding and the handler.
 async fn stages(n: u64) -> serde_json::Value {
     let base = Instant::now();
     let cpu = cpu_seconds();
@@ -268,12 +269,13 @@ async fn stages(n: u64) -> serde_json::Value {
         seq += count;
     }
     let per_message = |seconds: f64| seconds * 1e9 / n as f64;
-    let pipeline = melange_pipeline(n, 8).await;
-    let whole = pipeline["cpu_ns_per_msg"].as_f64().unwrap_or(f64::NAN);
+    let cpu_of = |run: serde_json::Value| run["cpu_ns_per_msg"].as_f64().unwrap_or(f64::NAN);
+    let whole = cpu_of(melange_pipeline(n, 8).await);
+    let channel = cpu_of(channel_pipeline(n, 8).await);
     serde_json::json!({
         "bench": "stages", "messages": n, "codec_ns": codec,
         "publish_ns": per_message(publish), "receive_ack_ns": per_message(receive_ack),
-        "pipeline_ns": whole,
+        "pipeline_ns": whole, "channel_pipeline_ns": channel,
         "engine_decode_handler_ns": whole - per_message(publish) - per_message(receive_ack),
     })
 }
