@@ -421,13 +421,18 @@ async fn rss(backlog_size: u64) -> serde_json::Value {
                 200
             })),
     );
+    let cpu = cpu_seconds();
     let summary = handler.consume_loop("rss").await.unwrap();
+    // The drain's CPU per message: the cost of a deep queue, which the pipeline (a few hundred
+    // messages between publisher and handler) does not see.
+    let drain_cpu_ns_per_msg = (backlog_size > 0).then(|| cpu_per_message(cpu, backlog_size));
     serde_json::json!({
         "bench": if backlog_size == 0 { "rss_idle" } else { "rss_backlog" },
         "backlog": backlog_size, "acknowledged": summary.acknowledged,
         "rss_before_consume_mb": before_consume_mb,
         "peak_rss_mb": status_kb("VmHWM:") / 1024.0,
         "rss_after_mb": status_kb("VmRSS:") / 1024.0,
+        "drain_cpu_ns_per_msg": drain_cpu_ns_per_msg,
     })
 }
 
