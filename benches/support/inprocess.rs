@@ -196,14 +196,20 @@ async fn channel_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
     })
 }
 
-/// Publishes `count` messages from `first` in batches of ten, as the pipeline's publisher.
-async fn publish_run(publisher: &QueuePublisher<InMemoryBackend>, first: u64, count: u64) {
-    let base = Instant::now();
+/// Publishes `count` orders to `queue`, numbered from `first`, in batches of ten as the
+/// pipeline's publisher does.
+async fn publish_orders(
+    publisher: &QueuePublisher<InMemoryBackend>,
+    queue: &str,
+    first: u64,
+    count: u64,
+    base: Instant,
+) {
     let mut seq = first;
     while seq < first + count {
         let batch = (first + count - seq).min(10);
         let messages: Vec<OrderCreated> = (seq..seq + batch).map(|s| order(s, base)).collect();
-        publisher.publish_batch("stages", &messages).await.unwrap();
+        publisher.publish_batch(queue, &messages).await.unwrap();
         seq += batch;
     }
 }
@@ -261,7 +267,7 @@ async fn stages(n: u64) -> serde_json::Value {
     while seq < n {
         let count = (n - seq).min(WINDOW as u64);
         let cpu = cpu_seconds();
-        publish_run(&publisher, seq, count).await;
+        publish_orders(&publisher, "stages", seq, count, base).await;
         let published = cpu_seconds();
         assert_eq!(receive_and_acknowledge(&backend).await, count);
         publish += published - cpu;
@@ -349,13 +355,7 @@ async fn backlog(backend: &InMemoryBackend, queue: &str, n: u64, base: Instant) 
         .await
         .unwrap();
     let publisher = QueuePublisher::new(SerializerRegistry::default(), backend.clone());
-    let mut seq = 0;
-    while seq < n {
-        let batch = (n - seq).min(10);
-        let messages: Vec<OrderCreated> = (seq..seq + batch).map(|s| order(s, base)).collect();
-        publisher.publish_batch(queue, &messages).await.unwrap();
-        seq += batch;
-    }
+    publish_orders(&publisher, queue, 0, n, base).await;
 }
 
 async fn latency_model(receivers: usize, latency: Duration, seconds: f64) -> serde_json::Value {
