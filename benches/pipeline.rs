@@ -22,7 +22,11 @@
 //! `MELANGE_BENCH_RUNTIME=current_thread` runs everything on one thread, and
 //! `MELANGE_BENCH_WORKERS` sets the multi-threaded runtime's workers (2; the publisher runs
 //! on the main thread beside them). `MELANGE_BENCH_CONTENDER=melange` (or `channel`) runs one
-//! contender alone (for profiling).
+//! contender alone (for profiling). Two diagnostic contenders run only when named there, to
+//! tell apart where melange's cost lies: `direct` (melange's publisher and in-memory backend,
+//! consumed by a hand-written receive, decode, acknowledge loop instead of the engine) and
+//! `leased` (the smallest at-least-once queue: a mutex, a ready queue and an in-flight table,
+//! batches of ten; what this machine allows a design that can redeliver).
 //!
 //! `pipeline_mimalloc` runs the same with mimalloc as the global allocator: under glibc's
 //! malloc, memory freed on the consumer's thread and reused on the publisher's costs the

@@ -124,15 +124,40 @@ fn cpu_per_message(start: f64, n: u64) -> f64 {
     (cpu_seconds() - start) * 1e9 / n as f64
 }
 
-async fn melange_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
+/// A pipeline run's line: throughput up to the last handled message, publish-to-handler
+/// latency percentiles and CPU per message since `cpu_start` (a [`cpu_seconds`] reading).
+fn pipeline_result(
+    contender: &str,
+    concurrency: usize,
+    probe: &Probe,
+    cpu_start: f64,
+) -> serde_json::Value {
+    let n = probe.expected;
+    let cpu = cpu_per_message(cpu_start, n);
+    let elapsed = probe.done_ns.load(Ordering::Acquire) as f64 / 1e9;
+    let (p50, p99) = probe.percentiles();
+    serde_json::json!({
+        "bench": "pipeline", "contender": contender, "concurrency": concurrency, "messages": n,
+        "msgs_per_s": n as f64 / elapsed, "p50_us": p50, "p99_us": p99, "cpu_ns_per_msg": cpu,
+    })
+}
+
+/// A fresh in-memory backend with `queue` declared, and a probe expecting `n` messages that
+/// gives a handled message's place in the window back.
+async fn windowed_queue(queue: &str, n: u64) -> (InMemoryBackend, Arc<Semaphore>, Arc<Probe>) {
     let backend = InMemoryBackend::new();
-    let serializers = SerializerRegistry::default();
     MessagingBackendFactory::new(backend.clone())
-        .init_queue("pipeline")
+        .init_queue(queue)
         .await
         .unwrap();
     let window = Arc::new(Semaphore::new(WINDOW));
     let probe = Probe::new(Instant::now(), n, Some(window.clone()));
+    (backend, window, probe)
+}
+
+async fn melange_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
+    let (backend, window, probe) = windowed_queue("pipeline", n).await;
+    let serializers = SerializerRegistry::default();
     let cpu = cpu_seconds();
     let base = probe.base;
     let handler = bench_handler(
@@ -145,27 +170,30 @@ async fn melange_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
     );
     let consumer = tokio::spawn(async move { handler.consume_loop("pipeline").await });
     let publisher = QueuePublisher::new(serializers, backend);
+    publish_windowed(&publisher, "pipeline", n, &window, base).await;
+    let summary = consumer.await.unwrap().unwrap();
+    let mut result = pipeline_result("melange", concurrency, &probe, cpu);
+    assert_eq!(probe.handled.load(Ordering::Acquire), n);
+    result["acknowledged"] = summary.acknowledged.into();
+    result
+}
+
+/// Publishes `n` orders in batches of ten, each batch once the window has room for it.
+async fn publish_windowed(
+    publisher: &QueuePublisher<InMemoryBackend>,
+    queue: &str,
+    n: u64,
+    window: &Semaphore,
+    base: Instant,
+) {
     let mut seq = 0;
     while seq < n {
         let batch = (n - seq).min(10);
         window.acquire_many(batch as u32).await.unwrap().forget();
         let messages: Vec<OrderCreated> = (seq..seq + batch).map(|s| order(s, base)).collect();
-        publisher
-            .publish_batch("pipeline", &messages)
-            .await
-            .unwrap();
+        publisher.publish_batch(queue, &messages).await.unwrap();
         seq += batch;
     }
-    let summary = consumer.await.unwrap().unwrap();
-    let cpu = cpu_per_message(cpu, n);
-    assert_eq!(probe.handled.load(Ordering::Acquire), n);
-    let elapsed = probe.done_ns.load(Ordering::Acquire) as f64 / 1e9;
-    let (p50, p99) = probe.percentiles();
-    serde_json::json!({
-        "bench": "pipeline", "contender": "melange", "concurrency": concurrency, "messages": n,
-        "msgs_per_s": n as f64 / elapsed, "p50_us": p50, "p99_us": p99,
-        "cpu_ns_per_msg": cpu, "acknowledged": summary.acknowledged,
-    })
 }
 
 async fn channel_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
@@ -187,13 +215,124 @@ async fn channel_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
     }
     drop(tx);
     receiver.await.unwrap();
-    let cpu = cpu_per_message(cpu, n);
-    let elapsed = probe.done_ns.load(Ordering::Acquire) as f64 / 1e9;
-    let (p50, p99) = probe.percentiles();
-    serde_json::json!({
-        "bench": "pipeline", "contender": "channel", "concurrency": concurrency, "messages": n,
-        "msgs_per_s": n as f64 / elapsed, "p50_us": p50, "p99_us": p99, "cpu_ns_per_msg": cpu,
-    })
+    pipeline_result("channel", concurrency, &probe, cpu)
+}
+
+/// The smallest at-least-once in-process queue: what any pipeline that can redeliver must do
+/// beyond the channel. Bodies are encoded with `serde_json` and published ten at a time under
+/// a mutex; the consumer takes up to ten, keeps each body in an in-flight table by id until it
+/// is acknowledged (so it could be delivered again), decodes it and calls the handler, then
+/// deletes the ids in one locked pass. No receipts, timeouts, ids as text or dispatch: a floor
+/// for the work melange's in-memory backend and engine do, not a rival.
+async fn leased_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::Mutex;
+    #[derive(Default)]
+    struct Inner {
+        ready: VecDeque<(u64, Arc<str>)>,
+        in_flight: HashMap<u64, Arc<str>>,
+        next: u64,
+        closed: bool,
+    }
+    let shared = Arc::new((Mutex::new(Inner::default()), tokio::sync::Notify::new()));
+    let window = Arc::new(Semaphore::new(WINDOW));
+    let probe = Probe::new(Instant::now(), n, Some(window.clone()));
+    let cpu = cpu_seconds();
+    let base = probe.base;
+    let consumer_shared = shared.clone();
+    let consumer_probe = probe.clone();
+    let consumer = tokio::spawn(async move {
+        let (lock, notify) = &*consumer_shared;
+        loop {
+            let notified = notify.notified();
+            let batch: Vec<(u64, Arc<str>)> = {
+                let mut inner = lock.lock().unwrap();
+                let take = inner.ready.len().min(10);
+                let batch: Vec<_> = inner.ready.drain(..take).collect();
+                for (id, body) in &batch {
+                    inner.in_flight.insert(*id, body.clone());
+                }
+                if batch.is_empty() && inner.closed {
+                    return;
+                }
+                batch
+            };
+            if batch.is_empty() {
+                notified.await;
+                continue;
+            }
+            let mut done = Vec::with_capacity(batch.len());
+            for (id, body) in batch {
+                let message: OrderCreated = serde_json::from_str(&body).unwrap();
+                consumer_probe.record(&message);
+                done.push(id);
+            }
+            let mut inner = lock.lock().unwrap();
+            for id in done {
+                inner.in_flight.remove(&id);
+            }
+        }
+    });
+    let (lock, notify) = &*shared;
+    let mut seq = 0;
+    while seq < n {
+        let batch = (n - seq).min(10);
+        window.acquire_many(batch as u32).await.unwrap().forget();
+        let bodies: Vec<Arc<str>> = (seq..seq + batch)
+            .map(|s| Arc::from(serde_json::to_string(&order(s, base)).unwrap()))
+            .collect();
+        {
+            let mut inner = lock.lock().unwrap();
+            for body in bodies {
+                let id = inner.next;
+                inner.next += 1;
+                inner.ready.push_back((id, body));
+            }
+        }
+        notify.notify_one();
+        seq += batch;
+    }
+    lock.lock().unwrap().closed = true;
+    notify.notify_one();
+    consumer.await.unwrap();
+    pipeline_result("leased", concurrency, &probe, cpu)
+}
+
+/// melange's publisher and in-memory backend with a hand-written consumer loop instead of the
+/// engine: receive ten, decode with `serde_json`, call the handler, acknowledge the batch.
+async fn direct_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
+    let (backend, window, probe) = windowed_queue("direct", n).await;
+    let cpu = cpu_seconds();
+    let base = probe.base;
+    let consumer_backend = backend.clone();
+    let consumer_probe = probe.clone();
+    let consumer = tokio::spawn(async move {
+        let options = ReceiveOptions {
+            max_messages: 10,
+            wait_time: Duration::from_millis(200),
+            visibility_timeout: None,
+        };
+        let mut handled = 0;
+        while handled < n {
+            let batch = consumer_backend.receive("direct", &options).await.unwrap();
+            let mut receipts = Vec::with_capacity(batch.len());
+            for envelope in batch {
+                let envelope = envelope.unwrap();
+                let message: OrderCreated = serde_json::from_str(&envelope.content).unwrap();
+                consumer_probe.record(&message);
+                receipts.push(envelope.delivery.receipt);
+            }
+            handled += receipts.len() as u64;
+            consumer_backend
+                .acknowledge_batch("direct", &receipts)
+                .await
+                .unwrap();
+        }
+    });
+    let publisher = QueuePublisher::new(SerializerRegistry::default(), backend);
+    publish_windowed(&publisher, "direct", n, &window, base).await;
+    consumer.await.unwrap();
+    pipeline_result("direct", concurrency, &probe, cpu)
 }
 
 /// Publishes `count` orders to `queue`, numbered from `first`, in batches of ten as the
@@ -479,6 +618,8 @@ pub fn run(allocator: &str) {
                     let results = match alone.as_deref() {
                         Some("melange") => vec![melange_pipeline(n, concurrency).await],
                         Some("channel") => vec![channel_pipeline(n, concurrency).await],
+                        Some("leased") => vec![leased_pipeline(n, concurrency).await],
+                        Some("direct") => vec![direct_pipeline(n, concurrency).await],
                         _ if round % 2 == 0 => {
                             let melange = melange_pipeline(n, concurrency).await;
                             vec![melange, channel_pipeline(n, concurrency).await]
