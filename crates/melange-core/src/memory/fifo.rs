@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::state::MessageNumber;
+
 /// How long SQS and SNS remember a deduplication id: five minutes.
 pub const DEDUPLICATION_WINDOW: Duration = Duration::from_secs(5 * 60);
 
@@ -127,7 +129,7 @@ pub(super) enum DedupKey {
 /// first published under.
 #[derive(Debug, Default)]
 pub(super) struct DedupWindow {
-    seen: HashMap<DedupKey, (Arc<str>, Instant)>,
+    seen: HashMap<DedupKey, (MessageNumber, Instant)>,
     /// Keys in the order they expire.
     expiry: VecDeque<(Instant, DedupKey)>,
 }
@@ -148,13 +150,13 @@ impl DedupWindow {
     }
 
     /// The message id a key was published under within the window.
-    pub(super) fn get(&mut self, key: &DedupKey, now: Instant) -> Option<Arc<str>> {
+    pub(super) fn get(&mut self, key: &DedupKey, now: Instant) -> Option<MessageNumber> {
         self.prune(now);
-        self.seen.get(key).map(|(id, _)| id.clone())
+        self.seen.get(key).map(|(id, _)| *id)
     }
 
     /// Remembers that `key` was published as message `id`.
-    pub(super) fn record(&mut self, key: DedupKey, id: Arc<str>, now: Instant) {
+    pub(super) fn record(&mut self, key: DedupKey, id: MessageNumber, now: Instant) {
         let until = now + DEDUPLICATION_WINDOW;
         self.expiry.push_back((until, key.clone()));
         self.seen.insert(key, (id, until));

@@ -347,21 +347,23 @@ impl MessagingBackend for InMemoryBackend {
             content_based_deduplication: false, // not read by `message_alone`
             max_size: config.max_message_size,
         };
+        let ids = &self.shared.ids;
+        let first = ids.reserve(messages.len() as u64);
         let prepared: Vec<_> = messages
             .into_iter()
-            .map(|message| {
+            .zip(0..)
+            .map(|(message, offset)| {
                 validate::message_alone(to, &message)?;
-                Ok(Prepared::new(message).with_id(self.shared.ids.message_id()))
+                Ok(Prepared::new(message).with_id(first.plus(offset)))
             })
             .collect();
         let now = Instant::now();
-        let (ids, notify) = self.lock().publish_to_queue(queue, prepared, now, config)?;
+        let (numbers, notify) = self.lock().publish_to_queue(queue, prepared, now, config)?;
         // Woken after the lock is released: waking may cost a system call.
         notify.notify_waiters();
-        // `String::from`, not `to_string`, which goes through the formatter.
-        Ok(ids
+        Ok(numbers
             .into_iter()
-            .map(|id| id.map(|id| String::from(&*id)))
+            .map(|number| number.map(|number| ids.owned(number)))
             .collect())
     }
 

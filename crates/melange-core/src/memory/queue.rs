@@ -13,7 +13,8 @@ use super::QueueStats;
 use super::deadlines::{Deadline, Deadlines};
 use super::fifo::{DedupWindow, FifoGroups};
 use super::receipt::ReceiptKey;
-use super::visible::InOrder;
+use super::state::{Ids, MessageNumber};
+use super::visible::{InOrder, Next};
 use crate::backend::{DeadLetterPolicy, MAX_VISIBILITY_TIMEOUT, QueueInfo, Received};
 use crate::envelope::{Delivery, Envelope, ReceiptHandle};
 use crate::id_hash::BuildIdHasher;
@@ -21,7 +22,7 @@ use crate::id_hash::BuildIdHasher;
 /// A message as a queue holds it.
 #[derive(Debug)]
 pub(super) struct StoredMessage {
-    pub(super) id: Arc<str>,
+    pub(super) id: MessageNumber,
     pub(super) content: Arc<str>,
     pub(super) manifest: Option<Arc<str>>,
     pub(super) serializer_id: Option<u32>,
@@ -46,14 +47,14 @@ pub(super) struct StoredMessage {
 }
 
 impl StoredMessage {
-    /// Its id and body, dropping the rest.
+    /// Its body, dropping the rest.
     pub(super) fn into_text(self) -> MessageText {
-        (self.id, self.content)
+        self.content
     }
 
     /// A message not received yet.
     pub(super) fn new(
-        id: Arc<str>,
+        id: MessageNumber,
         content: Arc<str>,
         manifest: Option<Arc<str>>,
         serializer_id: Option<u32>,
@@ -76,11 +77,11 @@ impl StoredMessage {
     }
 }
 
-/// The id and body of a deleted message: what it owns alone (its manifest is shared with
-/// other messages, attributes are rare), freed after the backend's lock is released. Two
-/// pointers, so a batch of them stays a small allocation (a batch of whole messages went
-/// to the allocator's slow path for large blocks).
-pub(super) type MessageText = (Arc<str>, Arc<str>);
+/// The body of a deleted message: what it owns alone (its manifest is shared with other
+/// messages, attributes are rare), freed after the backend's lock is released. A pointer,
+/// so a batch of them stays a small allocation (a batch of whole messages went to the
+/// allocator's slow path for large blocks).
+pub(super) type MessageText = Arc<str>;
 
 /// The visible messages, in the order they are delivered.
 #[derive(Debug)]
@@ -191,18 +192,24 @@ impl Queue {
         message.invisible_until = None;
         message.deadline_ticket = 0;
         message.last_receipt = 0;
-        self.make_visible(seq, message.group.clone(), false);
-        self.messages.insert(seq, message);
+        match &mut self.visible {
+            // Held by the visible set until its first receive (see `visible`).
+            Visible::Standard(visible) => visible.push_fresh(seq, message),
+            Visible::Fifo(groups) => {
+                groups.push_visible(&group_key(&message), seq, false);
+                self.messages.insert(seq, message);
+            }
+        }
         self.enqueued += 1;
     }
 
-    fn make_visible(&mut self, seq: u64, group: Option<Arc<str>>, from_flight: bool) {
+    /// Makes a message of the table visible again after a flight.
+    fn make_visible_again(&mut self, seq: u64, group: Option<Arc<str>>) {
         match &mut self.visible {
-            Visible::Standard(visible) if from_flight => visible.push_returned(seq),
-            Visible::Standard(visible) => visible.push_fresh(seq),
+            Visible::Standard(visible) => visible.push_returned(seq),
             Visible::Fifo(groups) => {
                 let group = group.unwrap_or_else(|| Arc::from(""));
-                groups.push_visible(&group, seq, from_flight);
+                groups.push_visible(&group, seq, true);
             }
         }
     }
@@ -227,7 +234,7 @@ impl Queue {
             message.deadline_ticket = 0;
             self.deadlines.end();
             let group = message.group.clone();
-            self.make_visible(seq, group, true);
+            self.make_visible_again(seq, group);
         }
     }
 
@@ -260,6 +267,7 @@ impl Queue {
         visibility: Duration,
         redrive_after: Option<u32>,
         next_nonce: &mut impl FnMut() -> u64,
+        ids: &Ids,
     ) -> (Received, Vec<StoredMessage>) {
         let mut delivered = Received::new();
         let mut moved = Vec::new();
@@ -268,25 +276,39 @@ impl Queue {
             Visible::Standard(visible) => {
                 // One allocation for the batch, none for an empty receive.
                 delivered.reserve_exact(max.min(visible.len()));
+                let redriven = |message: &StoredMessage| {
+                    redrive_after.is_some_and(|max| message.receive_count >= max)
+                };
                 while delivered.len() < max {
-                    let Some(seq) = visible.pop_first() else {
-                        break;
-                    };
-                    let Some(message) = self.messages.get_mut(&seq) else {
-                        continue;
-                    };
-                    if redrive_after.is_some_and(|max| message.receive_count >= max) {
-                        if let Some(message) = self.messages.remove(&seq) {
+                    let (seq, message) = match visible.pop_first() {
+                        None => break,
+                        Some(Next::Fresh(_, message)) if redriven(&message) => {
                             moved.push(message);
+                            continue;
                         }
-                        continue;
-                    }
+                        // Into the table, which the consumer's calls alone touch from now.
+                        Some(Next::Fresh(seq, message)) => (
+                            seq,
+                            self.messages.entry(seq).insert_entry(message).into_mut(),
+                        ),
+                        Some(Next::Returned(seq)) => {
+                            if self.messages.get(&seq).is_some_and(redriven) {
+                                moved.extend(self.messages.remove(&seq));
+                                continue;
+                            }
+                            let Some(message) = self.messages.get_mut(&seq) else {
+                                continue;
+                            };
+                            (seq, message)
+                        }
+                    };
                     let key = ReceiptKey {
                         incarnation: self.incarnation,
                         seq,
                         nonce: next_nonce(),
                     };
                     delivered.push(Ok(deliver(
+                        ids,
                         &self.name,
                         key,
                         message,
@@ -321,6 +343,7 @@ impl Queue {
                             nonce: next_nonce(),
                         };
                         delivered.push(Ok(deliver(
+                            ids,
                             &self.name,
                             key,
                             message,
@@ -371,7 +394,7 @@ impl Queue {
                 self.deadlines.end();
                 groups.finish_flight(&group_key(&message));
             }
-            (None, Visible::Standard(visible)) => visible.remove(seq),
+            (None, Visible::Standard(visible)) => visible.remove_returned(seq),
             (None, Visible::Fifo(groups)) => groups.remove_visible(&group_key(&message), seq),
         }
         self.acknowledged += 1;
@@ -412,7 +435,9 @@ impl Queue {
     pub(super) fn stats(&self) -> QueueStats {
         let in_flight = self.deadlines.in_flight();
         let (visible, locked_groups) = match &self.visible {
-            Visible::Standard(_) => (self.messages.len() - in_flight, 0),
+            Visible::Standard(visible) => {
+                (self.messages.len() + visible.fresh_len() - in_flight, 0)
+            }
             Visible::Fifo(groups) => (self.messages.len() - in_flight, groups.locked_groups()),
         };
         QueueStats {
@@ -439,6 +464,7 @@ fn group_key(message: &StoredMessage) -> Arc<str> {
 /// Marks `message` in flight under a fresh receipt, with its deadline, and builds its
 /// envelope.
 fn deliver(
+    ids: &Ids,
     queue: &Arc<str>,
     key: ReceiptKey,
     message: &mut StoredMessage,
@@ -451,7 +477,7 @@ fn deliver(
     message.received_at = Some(now);
     message.deadline_ticket = deadlines.begin(until, key.seq);
     Envelope {
-        message_id: message.id.clone(),
+        message_id: ids.shared(message.id),
         content: message.content.clone(),
         manifest: message.manifest.clone(),
         serializer_id: message.serializer_id,
@@ -471,9 +497,10 @@ mod tests {
 
     fn queue_of(messages: u64) -> Queue {
         let mut queue = Queue::new(1, "q", false, Duration::from_secs(30), None, false);
+        let first = Ids::new(0).reserve(messages);
         for n in 0..messages {
             queue.enqueue(StoredMessage::new(
-                Arc::from(format!("id-{n}")),
+                first.plus(n),
                 Arc::from(format!("body-{n}")),
                 None,
                 None,
@@ -490,8 +517,15 @@ mod tests {
             *nonce += 1;
             *nonce
         };
-        let (received, moved) =
-            queue.receive(now, max, Duration::from_secs(30), None, &mut next_nonce);
+        let ids = Ids::new(0);
+        let (received, moved) = queue.receive(
+            now,
+            max,
+            Duration::from_secs(30),
+            None,
+            &mut next_nonce,
+            &ids,
+        );
         assert!(moved.is_empty());
         received.into_iter().map(|r| r.unwrap()).collect()
     }
