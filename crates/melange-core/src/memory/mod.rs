@@ -64,6 +64,7 @@
 mod deadlines;
 mod fifo;
 mod ids;
+mod manifests;
 mod queue;
 mod receipt;
 mod state;

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::QueueStats;
 use super::deadlines::{Deadline, Deadlines};
 use super::fifo::{DedupWindow, FifoGroups};
+use super::manifests::{Manifests, StoredManifest};
 use super::receipt::ReceiptKey;
 use super::state::{Ids, MessageNumber};
 use super::visible::{InOrder, Next};
@@ -24,7 +25,7 @@ use crate::id_hash::BuildIdHasher;
 pub(super) struct StoredMessage {
     pub(super) id: MessageNumber,
     pub(super) content: Arc<str>,
-    pub(super) manifest: Option<Arc<str>>,
+    pub(super) manifest: Option<StoredManifest>,
     pub(super) serializer_id: Option<u32>,
     /// `None` when it has none, as most do: a map is 48 bytes inline, and the slots of the
     /// queue's table are what publisher and consumer threads hand each other per message.
@@ -56,7 +57,7 @@ impl StoredMessage {
     pub(super) fn new(
         id: MessageNumber,
         content: Arc<str>,
-        manifest: Option<Arc<str>>,
+        manifest: Option<StoredManifest>,
         serializer_id: Option<u32>,
         attributes: HashMap<String, String>,
         group: Option<Arc<str>>,
@@ -119,10 +120,8 @@ pub(super) struct Queue {
     /// Wakes receives waiting on this queue.
     pub(super) notify: Arc<Notify>,
     pub(super) dedup: DedupWindow,
-    /// The manifest of the latest message sent here, shared with the next message that has
-    /// the same (a queue's messages mostly share a few manifests): one allocation less per
-    /// message.
-    last_manifest: Option<Arc<str>>,
+    /// The manifests of its messages, each kept once.
+    manifests: Manifests,
     messages: HashMap<u64, StoredMessage, BuildIdHasher>,
     visible: Visible,
     /// In-flight messages by the time they become visible again.
@@ -152,7 +151,7 @@ impl Queue {
             content_based_deduplication,
             notify: Arc::new(Notify::new()),
             dedup: DedupWindow::default(),
-            last_manifest: None,
+            manifests: Manifests::default(),
             messages: HashMap::default(),
             visible: if fifo {
                 Visible::Fifo(FifoGroups::default())
@@ -176,12 +175,9 @@ impl Queue {
         )
     }
 
-    /// The manifest as stored: the one of the previous message when it is the same.
-    pub(super) fn manifest(&mut self, manifest: &str) -> Arc<str> {
-        match &self.last_manifest {
-            Some(last) if **last == *manifest => last.clone(),
-            _ => self.last_manifest.insert(Arc::from(manifest)).clone(),
-        }
+    /// How a message sent here stores its manifest.
+    pub(super) fn manifest(&mut self, manifest: &str) -> StoredManifest {
+        self.manifests.store(manifest)
     }
 
     /// Adds a message at the back of the queue (of its group, on a FIFO queue), visible.
@@ -283,7 +279,7 @@ impl Queue {
                     let (seq, message) = match visible.pop_first() {
                         None => break,
                         Some(Next::Fresh(_, message)) if redriven(&message) => {
-                            moved.push(message);
+                            moved.push(leaving(&self.manifests, message));
                             continue;
                         }
                         // Into the table, which the consumer's calls alone touch from now.
@@ -293,7 +289,9 @@ impl Queue {
                         ),
                         Some(Next::Returned(seq)) => {
                             if self.messages.get(&seq).is_some_and(redriven) {
-                                moved.extend(self.messages.remove(&seq));
+                                if let Some(message) = self.messages.remove(&seq) {
+                                    moved.push(leaving(&self.manifests, message));
+                                }
                                 continue;
                             }
                             let Some(message) = self.messages.get_mut(&seq) else {
@@ -307,9 +305,13 @@ impl Queue {
                         seq,
                         nonce: next_nonce(),
                     };
-                    delivered.push(Ok(deliver(
+                    let names = Names {
                         ids,
-                        &self.name,
+                        queue: &self.name,
+                        manifests: &self.manifests,
+                    };
+                    delivered.push(Ok(deliver(
+                        names,
                         key,
                         message,
                         (now, until),
@@ -333,7 +335,7 @@ impl Queue {
                         if redrive_after.is_some_and(|max| message.receive_count >= max) {
                             groups.untake(&group);
                             if let Some(message) = self.messages.remove(&seq) {
-                                moved.push(message);
+                                moved.push(leaving(&self.manifests, message));
                             }
                             continue;
                         }
@@ -342,9 +344,13 @@ impl Queue {
                             seq,
                             nonce: next_nonce(),
                         };
-                        delivered.push(Ok(deliver(
+                        let names = Names {
                             ids,
-                            &self.name,
+                            queue: &self.name,
+                            manifests: &self.manifests,
+                        };
+                        delivered.push(Ok(deliver(
+                            names,
                             key,
                             message,
                             (now, until),
@@ -461,11 +467,31 @@ fn group_key(message: &StoredMessage) -> Arc<str> {
     message.group.clone().unwrap_or_else(|| Arc::from(""))
 }
 
+/// A message about to leave for another queue (a dead-letter move), with its manifest
+/// readable there.
+fn leaving(manifests: &Manifests, mut message: StoredMessage) -> StoredMessage {
+    message.manifest = message
+        .manifest
+        .and_then(|manifest| manifests.detach(manifest));
+    message
+}
+
+/// What an envelope's names are written from.
+#[derive(Clone, Copy)]
+struct Names<'a> {
+    ids: &'a Ids,
+    queue: &'a Arc<str>,
+    manifests: &'a Manifests,
+}
+
 /// Marks `message` in flight under a fresh receipt, with its deadline, and builds its
 /// envelope.
 fn deliver(
-    ids: &Ids,
-    queue: &Arc<str>,
+    Names {
+        ids,
+        queue,
+        manifests,
+    }: Names<'_>,
     key: ReceiptKey,
     message: &mut StoredMessage,
     (now, until): (Instant, Instant),
@@ -479,7 +505,10 @@ fn deliver(
     Envelope {
         message_id: ids.shared(message.id),
         content: message.content.clone(),
-        manifest: message.manifest.clone(),
+        manifest: message
+            .manifest
+            .as_ref()
+            .and_then(|manifest| manifests.shared(manifest)),
         serializer_id: message.serializer_id,
         delivery: Delivery {
             queue: queue.clone(),
