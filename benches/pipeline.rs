@@ -6,6 +6,9 @@
 //!   handler → acknowledge, at concurrency (`max_in_flight`) 1, 8 and 64, against the same
 //!   messages through a bounded tokio mpsc channel decoded with `serde_json`. Both have at most
 //!   `WINDOW` messages between publisher and handler. Throughput and publish-to-handler latency.
+//! - `floors`: melange's pipeline at concurrency 8 against the channel and two diagnostic
+//!   floors (`direct` and `leased`, below), interleaved; where melange's cost lies between
+//!   what any design that can redeliver pays and what it pays itself.
 //! - `latency`: the in-memory backend behind a wrapper that sleeps `MELANGE_BENCH_LATENCY_MS`
 //!   (20) per receive and per delete call; throughput against `receivers × 10 / latency`.
 //! - `rss_idle`, `rss_backlog`: peak RSS (VmHWM) of a consumer idle on an empty queue, or
@@ -22,11 +25,11 @@
 //! `MELANGE_BENCH_RUNTIME=current_thread` runs everything on one thread, and
 //! `MELANGE_BENCH_WORKERS` sets the multi-threaded runtime's workers (2; the publisher runs
 //! on the main thread beside them). `MELANGE_BENCH_CONTENDER=melange` (or `channel`) runs one
-//! contender alone (for profiling). Two diagnostic contenders run only when named there, to
-//! tell apart where melange's cost lies: `direct` (melange's publisher and in-memory backend,
-//! consumed by a hand-written receive, decode, acknowledge loop instead of the engine) and
-//! `leased` (the smallest at-least-once queue: a mutex, a ready queue and an in-flight table,
-//! batches of ten; what this machine allows a design that can redeliver).
+//! contender alone (for profiling), and so can the two diagnostic contenders of `floors`:
+//! `direct` (melange's publisher and in-memory backend, consumed by a hand-written receive,
+//! decode, acknowledge loop instead of the engine) and `leased` (the smallest at-least-once
+//! queue: a mutex, a ready queue and an in-flight table, batches of ten; what this machine
+//! allows any design that can redeliver).
 //!
 //! `pipeline_mimalloc` runs the same with mimalloc as the global allocator: under glibc's
 //! malloc, memory freed on the consumer's thread and reused on the publisher's costs the

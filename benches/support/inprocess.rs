@@ -637,6 +637,28 @@ pub fn run(allocator: &str) {
                 }
             }
         }
+        if wants("floors") {
+            // melange against the two diagnostic floors and the channel, at concurrency 8,
+            // interleaved (each round in another order, the machine's speed drifts).
+            let n = env_u64("MELANGE_BENCH_N", if quick { 20_000 } else { 200_000 });
+            let rounds = env_u64("MELANGE_BENCH_ROUNDS", if quick { 1 } else { 9 });
+            let contenders = ["melange", "direct", "leased", "channel"];
+            for round in 0..rounds {
+                for k in 0..contenders.len() {
+                    let contender = contenders[(k + round as usize) % contenders.len()];
+                    let mut result = match contender {
+                        "melange" => melange_pipeline(n, 8).await,
+                        "direct" => direct_pipeline(n, 8).await,
+                        "leased" => leased_pipeline(n, 8).await,
+                        _ => channel_pipeline(n, 8).await,
+                    };
+                    result["bench"] = "floors".into();
+                    result["round"] = round.into();
+                    result["allocator"] = allocator.into();
+                    emit(result);
+                }
+            }
+        }
         if wants("latency") {
             let latency = Duration::from_millis(env_u64("MELANGE_BENCH_LATENCY_MS", 20));
             let seconds = if quick { 0.5 } else { 3.0 };
