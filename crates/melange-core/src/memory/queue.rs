@@ -109,8 +109,8 @@ pub(super) enum ChangeRefused {
 /// One queue.
 #[derive(Debug)]
 pub(super) struct Queue {
-    /// Unique per declaration, so a receipt or a waiting receive notices a queue that was
-    /// deleted and declared again.
+    /// Unique per declaration, so a waiting receive notices a queue that was deleted and
+    /// declared again (receipts need not carry it: their nonces are unique in the backend).
     pub(super) incarnation: u64,
     pub(super) name: Arc<str>,
     pub(super) fifo: bool,
@@ -301,7 +301,6 @@ impl Queue {
                         }
                     };
                     let key = ReceiptKey {
-                        incarnation: self.incarnation,
                         seq,
                         nonce: next_nonce(),
                     };
@@ -340,7 +339,6 @@ impl Queue {
                             continue;
                         }
                         let key = ReceiptKey {
-                            incarnation: self.incarnation,
                             seq,
                             nonce: next_nonce(),
                         };
@@ -370,7 +368,7 @@ impl Queue {
     fn lookup(&self, receipt: &ReceiptHandle) -> Result<u64, BadReceipt> {
         let key = ReceiptKey::parse(receipt).ok_or(BadReceipt)?;
         let message = self.messages.get(&key.seq).ok_or(BadReceipt)?;
-        if !is_current(self.incarnation, key, message) {
+        if !is_current(key, message) {
             return Err(BadReceipt);
         }
         Ok(key.seq)
@@ -389,7 +387,7 @@ impl Queue {
         let Entry::Occupied(entry) = self.messages.entry(seq) else {
             return Err(BadReceipt);
         };
-        if !is_current(self.incarnation, key, entry.get()) {
+        if !is_current(key, entry.get()) {
             return Err(BadReceipt);
         }
         let message = entry.remove();
@@ -457,10 +455,11 @@ impl Queue {
     }
 }
 
-/// Whether `key` is the latest receipt issued for `message`, in the queue declaration
-/// `incarnation`.
-fn is_current(incarnation: u64, key: ReceiptKey, message: &StoredMessage) -> bool {
-    key.incarnation == incarnation && key.nonce != 0 && message.last_receipt == key.nonce
+/// Whether `key` is the latest receipt issued for `message`. Nonces are unique in the
+/// backend, so a receipt issued by another queue, or by an earlier declaration of this one,
+/// never matches.
+fn is_current(key: ReceiptKey, message: &StoredMessage) -> bool {
+    key.nonce != 0 && message.last_receipt == key.nonce
 }
 
 fn group_key(message: &StoredMessage) -> Arc<str> {

@@ -979,3 +979,66 @@ fn concurrent_producers_and_consumers_lose_nothing() {
     assert_eq!(stats.enqueued, TOTAL as u64);
     assert_eq!(stats.acknowledged, TOTAL as u64);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_receipt_acts_only_on_the_queue_declaration_that_issued_it() {
+    let backend = backend_with(QueueSpec::new("first")).await;
+    backend
+        .declare_queue(&QueueSpec::new("second"))
+        .await
+        .unwrap();
+    for queue in ["first", "second"] {
+        backend
+            .publish_to_queue(queue, message(queue))
+            .await
+            .unwrap();
+    }
+    // Both messages are the first of their queue: the receipts differ only by delivery.
+    let first = receive(&backend, "first", 1).await.remove(0);
+    let second = receive(&backend, "second", 1).await.remove(0);
+    let refused = |result: Result<(), BackendError>, queue: &str| {
+        assert!(
+            matches!(&result, Err(BackendError::InvalidReceipt { queue: q, .. }) if q == queue),
+            "{result:?}"
+        );
+    };
+    refused(
+        backend.acknowledge("second", &first.delivery.receipt).await,
+        "second",
+    );
+    refused(
+        backend
+            .change_visibility("second", &first.delivery.receipt, Duration::ZERO)
+            .await,
+        "second",
+    );
+    assert_eq!(backend.queue_stats("second").unwrap().in_flight, 1);
+
+    // Deleted and declared again: the old receipt names a message of the earlier queue.
+    backend.delete_queue("first").await.unwrap();
+    backend
+        .declare_queue(&QueueSpec::new("first"))
+        .await
+        .unwrap();
+    backend
+        .publish_to_queue("first", message("again"))
+        .await
+        .unwrap();
+    let again = receive(&backend, "first", 1).await.remove(0);
+    refused(
+        backend.acknowledge("first", &first.delivery.receipt).await,
+        "first",
+    );
+    assert_eq!(backend.queue_stats("first").unwrap().in_flight, 1);
+    backend
+        .acknowledge("first", &again.delivery.receipt)
+        .await
+        .unwrap();
+    backend
+        .acknowledge("second", &second.delivery.receipt)
+        .await
+        .unwrap();
+    for queue in ["first", "second"] {
+        assert_eq!(backend.queue_stats(queue).unwrap().in_flight, 0);
+    }
+}
