@@ -268,6 +268,11 @@ impl Queue {
         let mut delivered = Received::new();
         let mut moved = Vec::new();
         let until = now + visibility;
+        let names = Names {
+            ids,
+            queue: &self.name,
+            manifests: &self.manifests,
+        };
         match &mut self.visible {
             Visible::Standard(visible) => {
                 // One allocation for the batch, none for an empty receive.
@@ -279,7 +284,7 @@ impl Queue {
                     let (seq, message) = match visible.pop_first() {
                         None => break,
                         Some(Next::Fresh(_, message)) if redriven(&message) => {
-                            moved.push(leaving(&self.manifests, message));
+                            moved.push(leaving(names.manifests, message));
                             continue;
                         }
                         // Into the table, which the consumer's calls alone touch from now.
@@ -290,7 +295,7 @@ impl Queue {
                         Some(Next::Returned(seq)) => {
                             if self.messages.get(&seq).is_some_and(redriven) {
                                 if let Some(message) = self.messages.remove(&seq) {
-                                    moved.push(leaving(&self.manifests, message));
+                                    moved.push(leaving(names.manifests, message));
                                 }
                                 continue;
                             }
@@ -303,11 +308,6 @@ impl Queue {
                     let key = ReceiptKey {
                         seq,
                         nonce: next_nonce(),
-                    };
-                    let names = Names {
-                        ids,
-                        queue: &self.name,
-                        manifests: &self.manifests,
                     };
                     delivered.push(Ok(deliver(
                         names,
@@ -334,18 +334,13 @@ impl Queue {
                         if redrive_after.is_some_and(|max| message.receive_count >= max) {
                             groups.untake(&group);
                             if let Some(message) = self.messages.remove(&seq) {
-                                moved.push(leaving(&self.manifests, message));
+                                moved.push(leaving(names.manifests, message));
                             }
                             continue;
                         }
                         let key = ReceiptKey {
                             seq,
                             nonce: next_nonce(),
-                        };
-                        let names = Names {
-                            ids,
-                            queue: &self.name,
-                            manifests: &self.manifests,
                         };
                         delivered.push(Ok(deliver(
                             names,
