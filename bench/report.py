@@ -59,14 +59,20 @@ def pipe(contender, c, rows=inproc):
                    if r["bench"] == "pipeline" and r["contender"] == contender and r["concurrency"] == c])
 
 
-def pipe_ratio(c, rows=inproc):
-    """melange / channel at concurrency c: the median of the per-round ratios (each round runs
+def paired_ratio(rows, other):
+    """melange / other: the median of the per-round ratios of their rates (each round runs
     both back to back, so the machine's drift cancels; the runs' own spread is ±40% here)."""
     runs = {}
     for r in rows:
-        if r["bench"] == "pipeline" and r["concurrency"] == c and "round" in r:
+        if "round" in r:
             runs.setdefault(r["round"], {})[r["contender"]] = r["msgs_per_s"]
-    return median([pair["melange"] / pair["channel"] for pair in runs.values() if len(pair) == 2])
+    return median([run["melange"] / run[other] for run in runs.values()
+                   if "melange" in run and other in run])
+
+
+def pipe_ratio(c, rows=inproc):
+    """melange / channel at concurrency c."""
+    return paired_ratio([r for r in rows if r["bench"] == "pipeline" and r["concurrency"] == c], "channel")
 
 
 def pipe_cpu_us(contender, c, rows=inproc):
@@ -104,12 +110,8 @@ def floor_of(contender, key):
 
 
 def floor_ratio(contender):
-    """melange / contender: the median of the per-round ratios of their rates."""
-    runs = {}
-    for r in floors:
-        runs.setdefault(r["round"], {})[r["contender"]] = r["msgs_per_s"]
-    return median([run["melange"] / run[contender] for run in runs.values()
-                   if "melange" in run and contender in run])
+    """melange / contender, over the floors rounds."""
+    return paired_ratio(floors, contender)
 
 
 latency = [r for r in inproc if r["bench"] == "latency_model"]

@@ -170,30 +170,12 @@ async fn melange_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
     );
     let consumer = tokio::spawn(async move { handler.consume_loop("pipeline").await });
     let publisher = QueuePublisher::new(serializers, backend);
-    publish_windowed(&publisher, "pipeline", n, &window, base).await;
+    publish_orders(&publisher, "pipeline", (0, n), base, Some(&window)).await;
     let summary = consumer.await.unwrap().unwrap();
     let mut result = pipeline_result("melange", concurrency, &probe, cpu);
     assert_eq!(probe.handled.load(Ordering::Acquire), n);
     result["acknowledged"] = summary.acknowledged.into();
     result
-}
-
-/// Publishes `n` orders in batches of ten, each batch once the window has room for it.
-async fn publish_windowed(
-    publisher: &QueuePublisher<InMemoryBackend>,
-    queue: &str,
-    n: u64,
-    window: &Semaphore,
-    base: Instant,
-) {
-    let mut seq = 0;
-    while seq < n {
-        let batch = (n - seq).min(10);
-        window.acquire_many(batch as u32).await.unwrap().forget();
-        let messages: Vec<OrderCreated> = (seq..seq + batch).map(|s| order(s, base)).collect();
-        publisher.publish_batch(queue, &messages).await.unwrap();
-        seq += batch;
-    }
 }
 
 async fn channel_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
@@ -330,23 +312,40 @@ async fn direct_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
         }
     });
     let publisher = QueuePublisher::new(SerializerRegistry::default(), backend);
-    publish_windowed(&publisher, "direct", n, &window, base).await;
+    publish_orders(&publisher, "direct", (0, n), base, Some(&window)).await;
     consumer.await.unwrap();
     pipeline_result("direct", concurrency, &probe, cpu)
 }
 
-/// Publishes `count` orders to `queue`, numbered from `first`, in batches of ten as the
-/// pipeline's publisher does.
+/// The pipeline contenders, by the names `MELANGE_BENCH_CONTENDER` and the results use.
+const CONTENDERS: [&str; 4] = ["melange", "direct", "leased", "channel"];
+
+/// Runs the pipeline of the contender named `contender` (one of [`CONTENDERS`]).
+async fn pipeline_of(contender: &str, n: u64, concurrency: usize) -> serde_json::Value {
+    match contender {
+        "melange" => melange_pipeline(n, concurrency).await,
+        "direct" => direct_pipeline(n, concurrency).await,
+        "leased" => leased_pipeline(n, concurrency).await,
+        "channel" => channel_pipeline(n, concurrency).await,
+        other => panic!("unknown pipeline contender `{other}`"),
+    }
+}
+
+/// Publishes `count` orders to `queue`, numbered from `first`, in batches of ten; with a
+/// window, each batch once the window has room for it.
 async fn publish_orders(
     publisher: &QueuePublisher<InMemoryBackend>,
     queue: &str,
-    first: u64,
-    count: u64,
+    (first, count): (u64, u64),
     base: Instant,
+    window: Option<&Semaphore>,
 ) {
     let mut seq = first;
     while seq < first + count {
         let batch = (first + count - seq).min(10);
+        if let Some(window) = window {
+            window.acquire_many(batch as u32).await.unwrap().forget();
+        }
         let messages: Vec<OrderCreated> = (seq..seq + batch).map(|s| order(s, base)).collect();
         publisher.publish_batch(queue, &messages).await.unwrap();
         seq += batch;
@@ -406,7 +405,7 @@ async fn stages(n: u64) -> serde_json::Value {
     while seq < n {
         let count = (n - seq).min(WINDOW as u64);
         let cpu = cpu_seconds();
-        publish_orders(&publisher, "stages", seq, count, base).await;
+        publish_orders(&publisher, "stages", (seq, count), base, None).await;
         let published = cpu_seconds();
         assert_eq!(receive_and_acknowledge(&backend).await, count);
         publish += published - cpu;
@@ -494,7 +493,7 @@ async fn backlog(backend: &InMemoryBackend, queue: &str, n: u64, base: Instant) 
         .await
         .unwrap();
     let publisher = QueuePublisher::new(SerializerRegistry::default(), backend.clone());
-    publish_orders(&publisher, queue, 0, n, base).await;
+    publish_orders(&publisher, queue, (0, n), base, None).await;
 }
 
 async fn latency_model(receivers: usize, latency: Duration, seconds: f64) -> serde_json::Value {
@@ -580,6 +579,8 @@ async fn rss(backlog_size: u64) -> serde_json::Value {
 pub fn run(allocator: &str) {
     let selected = std::env::var("MELANGE_BENCH").ok();
     let quick = selected.is_none();
+    // Messages per pipeline run, for every mode that runs one.
+    let n = env_u64("MELANGE_BENCH_N", if quick { 20_000 } else { 200_000 });
     let wants = |name: &str| {
         selected
             .as_deref()
@@ -601,7 +602,6 @@ pub fn run(allocator: &str) {
     };
     runtime.block_on(async {
         if wants("pipeline") {
-            let n = env_u64("MELANGE_BENCH_N", if quick { 20_000 } else { 200_000 });
             let rounds = env_u64("MELANGE_BENCH_ROUNDS", if quick { 1 } else { 9 });
             let concurrencies: Vec<usize> = std::env::var("MELANGE_BENCH_CONCURRENCY")
                 .map(|list| {
@@ -615,21 +615,13 @@ pub fn run(allocator: &str) {
             let alone = std::env::var("MELANGE_BENCH_CONTENDER").ok();
             for round in 0..rounds {
                 for &concurrency in &concurrencies {
-                    let results = match alone.as_deref() {
-                        Some("melange") => vec![melange_pipeline(n, concurrency).await],
-                        Some("channel") => vec![channel_pipeline(n, concurrency).await],
-                        Some("leased") => vec![leased_pipeline(n, concurrency).await],
-                        Some("direct") => vec![direct_pipeline(n, concurrency).await],
-                        _ if round % 2 == 0 => {
-                            let melange = melange_pipeline(n, concurrency).await;
-                            vec![melange, channel_pipeline(n, concurrency).await]
-                        }
-                        _ => {
-                            let channel = channel_pipeline(n, concurrency).await;
-                            vec![melange_pipeline(n, concurrency).await, channel]
-                        }
+                    let order = match alone.as_deref() {
+                        Some(name) if CONTENDERS.contains(&name) => vec![name],
+                        _ if round % 2 == 0 => vec!["melange", "channel"],
+                        _ => vec!["channel", "melange"],
                     };
-                    for mut result in results {
+                    for contender in order {
+                        let mut result = pipeline_of(contender, n, concurrency).await;
                         result["round"] = round.into();
                         result["allocator"] = allocator.into();
                         emit(result);
@@ -640,18 +632,11 @@ pub fn run(allocator: &str) {
         if wants("floors") {
             // melange against the two diagnostic floors and the channel, at concurrency 8,
             // interleaved (each round in another order, the machine's speed drifts).
-            let n = env_u64("MELANGE_BENCH_N", if quick { 20_000 } else { 200_000 });
             let rounds = env_u64("MELANGE_BENCH_ROUNDS", if quick { 1 } else { 9 });
-            let contenders = ["melange", "direct", "leased", "channel"];
             for round in 0..rounds {
-                for k in 0..contenders.len() {
-                    let contender = contenders[(k + round as usize) % contenders.len()];
-                    let mut result = match contender {
-                        "melange" => melange_pipeline(n, 8).await,
-                        "direct" => direct_pipeline(n, 8).await,
-                        "leased" => leased_pipeline(n, 8).await,
-                        _ => channel_pipeline(n, 8).await,
-                    };
+                for k in 0..CONTENDERS.len() {
+                    let contender = CONTENDERS[(k + round as usize) % CONTENDERS.len()];
+                    let mut result = pipeline_of(contender, n, 8).await;
                     result["bench"] = "floors".into();
                     result["round"] = round.into();
                     result["allocator"] = allocator.into();
@@ -680,7 +665,6 @@ pub fn run(allocator: &str) {
             .enable_all()
             .build()
             .unwrap();
-        let n = env_u64("MELANGE_BENCH_N", if quick { 20_000 } else { 200_000 });
         for round in 0..env_u64("MELANGE_BENCH_ROUNDS", if quick { 1 } else { 5 }) {
             let mut result = one_thread.block_on(stages(n));
             result["round"] = round.into();
