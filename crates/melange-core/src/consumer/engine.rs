@@ -223,8 +223,9 @@ struct Run<'e, C, B> {
     receives: FuturesUnordered<BoxFuture<'e, ReceiveDone>>,
     reserved: usize,
     handlers: FuturesUnordered<BoxFuture<'e, Finished>>,
-    /// Handlers that finished on their first poll, settled at the end of the turn.
-    finished_at_once: VecDeque<Finished>,
+    /// Handlers that finished on their first poll, settled at the end of the turn, with
+    /// their lease when it never went into the table (a standard queue's message).
+    finished_at_once: VecDeque<(Finished, Option<Lease>)>,
     /// The consume loop's own waker, for a handler's first poll.
     waker: Waker,
     io: FuturesUnordered<BoxFuture<'e, IoDone>>,
@@ -302,7 +303,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 Poll::Ready(())
             })
             .await;
-            self.start_receives();
+            let received_at_once = self.start_receives();
             if self.finished() {
                 break;
             }
@@ -341,9 +342,11 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                     self.on_timer();
                 }
                 Some(done) = self.receives.next(), if !self.receives.is_empty() => {
-                    self.summary.acknowledged += done.acknowledged_early;
-                    self.on_received(done.reserved, done.started_settled, done.received);
+                    self.on_receive_done(done);
                 }
+                // Receives that completed at once above: nothing else is ready, so the turn
+                // ends here to settle their messages, and the next one receives again.
+                () = std::future::ready(()), if received_at_once => {}
                 else => break,
             }
             self.settle_finished_at_once(&mut clock);
@@ -370,8 +373,11 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         }
         let now = *clock.get_or_insert_with(Instant::now);
         // Settling may start the next message of a FIFO group, which may finish at once.
-        while let Some(finished) = self.finished_at_once.pop_front() {
-            self.on_finished(finished, now);
+        while let Some((finished, lease)) = self.finished_at_once.pop_front() {
+            match lease {
+                Some(lease) => self.settle(finished, lease, now),
+                None => self.on_finished(finished, now),
+            }
         }
     }
 
@@ -411,23 +417,31 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             .min()
     }
 
-    /// Starts receives while there is room, never asking for more than the free capacity.
-    fn start_receives(&mut self) {
+    /// Starts receives while there is room, never asking for more than the free capacity,
+    /// and at most as many as may run at once. Returns whether one completed here.
+    fn start_receives(&mut self) -> bool {
         if self.stop.is_some()
             || self.idle_seen
             || self
                 .paused_until
                 .is_some_and(|until| until > Instant::now())
         {
-            return;
+            return false;
         }
         self.paused_until = None;
         let batch = self.options.batch_size as usize;
         // A receive costs a round trip whatever it brings: wait for room for half a batch,
         // unless nothing is in hand at all.
         let worth_a_receive = (batch.min(self.options.max_in_flight) / 2).max(1);
-        while self.receives.len() < self.options.receiver_count() {
-            let used = self.leases.len() + self.reserved;
+        let receivers = self.options.receiver_count();
+        let mut completed = false;
+        // Bounded by starts, not only by receives in flight: those that complete at once
+        // (a busy in-memory queue) leave room for more, and the turn must end to settle.
+        for _ in 0..receivers {
+            if self.receives.len() >= receivers || self.stop.is_some() {
+                break;
+            }
+            let used = self.leases.len() + self.reserved + self.finished_at_once.len();
             let free = self.options.max_in_flight.saturating_sub(used);
             if free == 0 || (free < worth_a_receive && used > 0) {
                 break;
@@ -442,10 +456,11 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             let (backend, queue) = (&self.engine.backend, self.queue);
             let early = self.options.ack_policy == AckPolicy::Early;
             let started_settled = self.leases.is_empty()
+                && self.finished_at_once.is_empty()
                 && self.acks.is_empty()
                 && self.releases.is_empty()
                 && self.io.is_empty();
-            self.receives.push(Box::pin(async move {
+            let mut receive: BoxFuture<'e, ReceiveDone> = Box::pin(async move {
                 let received = backend.receive(queue, &options).await;
                 match received {
                     Ok(batch) if early => {
@@ -464,8 +479,23 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                         acknowledged_early: 0,
                     },
                 }
-            }));
+            });
+            // The first poll here, as for handlers: a receive that completes at once is
+            // taken in without a trip through the set of receives.
+            match receive.as_mut().poll(&mut Context::from_waker(&self.waker)) {
+                Poll::Ready(done) => {
+                    completed = true;
+                    self.on_receive_done(done);
+                }
+                Poll::Pending => self.receives.push(receive),
+            }
         }
+        completed
+    }
+
+    fn on_receive_done(&mut self, done: ReceiveDone) {
+        self.summary.acknowledged += done.acknowledged_early;
+        self.on_received(done.reserved, done.started_settled, done.received);
     }
 
     fn on_received(
@@ -562,41 +592,71 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
 
         let id = self.next_id;
         self.next_id += 1;
-        let next_heartbeat = match (self.options.heartbeat, self.options.ack_policy) {
-            (_, AckPolicy::Early) | (None, _) => None,
-            (Some(fraction), _) => Some(now + self.visibility.mul_f64(fraction)),
-        };
-        if let Some(at) = next_heartbeat {
-            self.heartbeats.push(Reverse((at, id)));
-        }
         let group = envelope
             .delivery
             .message_group_id
             .clone()
             .filter(|_| self.info.fifo);
-        self.leases.insert(
-            id,
-            Lease {
-                receipt: envelope.delivery.receipt.clone(),
-                received_at: now,
-                started: now,
-                next_heartbeat,
-                group: group.clone(),
-            },
-        );
-        match group {
-            Some(group) => match self.groups.entry(group) {
-                Entry::Occupied(mut waiting) => waiting.get_mut().push_back((id, envelope)),
-                Entry::Vacant(slot) => {
-                    slot.insert(VecDeque::new());
-                    self.start(id, envelope);
-                }
-            },
-            None => self.start(id, envelope),
+        let lease = Lease {
+            receipt: envelope.delivery.receipt.clone(),
+            received_at: now,
+            started: now,
+            next_heartbeat: None,
+            group: group.clone(),
+        };
+        let Some(group) = group else {
+            // A standard queue's message runs now. Its lease goes into the table (with a
+            // heartbeat) only if its handlers wait, so one they finish at once costs neither.
+            match self.launch(id, envelope) {
+                Some(finished) => self.finished_at_once.push_back((finished, Some(lease))),
+                None => self.hold(id, lease),
+            }
+            return;
+        };
+        // A FIFO message's lease goes into the table at once: it may wait behind its group,
+        // and the table is what releases it if the group's running message is not settled.
+        self.hold(id, lease);
+        match self.groups.entry(group) {
+            Entry::Occupied(mut waiting) => waiting.get_mut().push_back((id, envelope)),
+            Entry::Vacant(slot) => {
+                slot.insert(VecDeque::new());
+                self.start(id, envelope);
+            }
         }
     }
 
+    /// Puts a lease into the table, with its first heartbeat scheduled.
+    fn hold(&mut self, id: u64, mut lease: Lease) {
+        if let Some(fraction) = self.options.heartbeat
+            && self.options.ack_policy != AckPolicy::Early
+        {
+            let at = lease.received_at + self.visibility.mul_f64(fraction);
+            lease.next_heartbeat = Some(at);
+            self.heartbeats.push(Reverse((at, id)));
+        }
+        self.leases.insert(id, lease);
+        // Settled leases leave their heartbeats in the heap until they are due; drop them
+        // once they outnumber the live ones, so the heap stays as small as what is in hand.
+        if self.heartbeats.len() > 2 * self.leases.len() + 1024 {
+            let leases = &self.leases;
+            self.heartbeats.retain(|Reverse((at, id))| {
+                leases
+                    .get(id)
+                    .is_some_and(|lease| lease.next_heartbeat == Some(*at))
+            });
+        }
+    }
+
+    /// Starts a held message's handlers (its lease is in the table).
     fn start(&mut self, id: u64, envelope: Envelope) {
+        if let Some(finished) = self.launch(id, envelope) {
+            self.finished_at_once.push_back((finished, None));
+        }
+    }
+
+    /// Runs a message's handlers up to their first wait. Returns what they did if they
+    /// finished; otherwise they join the running handlers.
+    fn launch(&mut self, id: u64, envelope: Envelope) -> Option<Finished> {
         let engine = self.engine;
         let span = tracing::info_span!(
             "melange.message",
@@ -624,22 +684,29 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         // allocation, a wake-up queue and a second poll). One that waits joins the set,
         // which polls it again with its own waker right away.
         match handler.as_mut().poll(&mut Context::from_waker(&self.waker)) {
-            Poll::Ready(finished) => self.finished_at_once.push_back(finished),
-            Poll::Pending => self.handlers.push(handler),
+            Poll::Ready(finished) => Some(finished),
+            Poll::Pending => {
+                self.handlers.push(handler);
+                None
+            }
         }
     }
 
     /// Settles a message whose handlers returned; `now` is read once per batch of them.
     fn on_finished(&mut self, finished: Finished, now: Instant) {
+        // Removing the lease ends its heartbeats before anything settles the message.
+        if let Some(lease) = self.leases.remove(&finished.id) {
+            self.settle(finished, lease, now);
+        }
+    }
+
+    /// Settles a message by what its handlers did, its lease out of the table.
+    fn settle(&mut self, finished: Finished, lease: Lease, now: Instant) {
         let Finished {
-            id,
             envelope,
             processed,
+            ..
         } = finished;
-        // Removing the lease ends its heartbeats before anything settles the message.
-        let Some(lease) = self.leases.remove(&id) else {
-            return;
-        };
         let elapsed = now.saturating_duration_since(lease.started);
         self.metrics.handler_seconds.record(elapsed.as_secs_f64());
         let outcome = match processed {
@@ -839,7 +906,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             message_id: &envelope.message_id,
             dead_letter_queue: &policy.queue,
         });
-        self.io.push(Box::pin(async move {
+        self.call(Box::pin(async move {
             let receipt = envelope.delivery.receipt.clone();
             let copy = dead_letter_copy(&envelope, &policy.queue);
             if let Err(error) = backend.publish_to_queue(&policy.queue, copy).await {
@@ -851,6 +918,15 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             }
         }));
         true
+    }
+
+    /// Makes a backend call on the side. Its first poll is here: a call that completes at
+    /// once (an in-memory backend) is done without a trip through the set of calls.
+    fn call(&mut self, mut call: BoxFuture<'e, IoDone>) {
+        match call.as_mut().poll(&mut Context::from_waker(&self.waker)) {
+            Poll::Ready(done) => self.on_io(done),
+            Poll::Pending => self.io.push(call),
+        }
     }
 
     fn on_io(&mut self, done: IoDone) {
@@ -917,7 +993,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
 
     fn change_visibility(&mut self, entries: Vec<(ReceiptHandle, Duration)>) {
         let (backend, queue) = (&self.engine.backend, self.queue);
-        self.io.push(Box::pin(async move {
+        self.call(Box::pin(async move {
             match backend.change_visibility_batch(queue, &entries).await {
                 Ok(results) => {
                     for error in results.into_iter().filter_map(Result::err) {
@@ -942,7 +1018,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             let take = self.acks.len().min(BATCH);
             let receipts: Vec<ReceiptHandle> = self.acks.drain(..take).collect();
             let (backend, queue) = (&self.engine.backend, self.queue);
-            self.io.push(Box::pin(async move {
+            self.call(Box::pin(async move {
                 match backend.acknowledge_batch(queue, &receipts).await {
                     Ok(results) => {
                         let mut acknowledged = 0;
@@ -1110,6 +1186,65 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::QueueSpec;
+    use crate::memory::InMemoryBackend;
+
+    /// A consumer for tests that drive the loop's bookkeeping by hand.
+    struct Nobody;
+
+    impl Consumer for Nobody {
+        fn accepts(&self, _: Option<&str>) -> bool {
+            false
+        }
+
+        fn consume<'a>(
+            &'a self,
+            _: MessageContext<'a>,
+        ) -> impl Future<Output = Result<(), ConsumeError>> + Send + 'a {
+            std::future::ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn heartbeats_of_settled_leases_do_not_pile_up() {
+        let backend = InMemoryBackend::new();
+        backend
+            .declare_queue(&QueueSpec::new("jobs"))
+            .await
+            .unwrap();
+        let info = backend.get_queue("jobs").await.unwrap();
+        let engine = Engine::new(vec![Nobody], SerializerRegistry::default(), backend);
+        let mut run = Run::new(&engine, "jobs", info, None);
+        let now = Instant::now();
+        // A long-running consumer: ten messages in hand at a time, a hundred thousand
+        // settled long before their first heartbeat would be due.
+        for id in 0..100_000_u64 {
+            let lease = Lease {
+                receipt: ReceiptHandle::new(format!("r-{id}")),
+                received_at: now,
+                started: now,
+                next_heartbeat: None,
+                group: None,
+            };
+            run.hold(id, lease);
+            if let Some(settled) = id.checked_sub(10) {
+                run.leases.remove(&settled);
+            }
+        }
+        assert_eq!(run.leases.len(), 10);
+        assert!(
+            run.heartbeats.len() <= 2 * run.leases.len() + 1025,
+            "{} heartbeats scheduled for {} leases",
+            run.heartbeats.len(),
+            run.leases.len()
+        );
+        let scheduled: std::collections::HashSet<u64> =
+            run.heartbeats.iter().map(|Reverse((_, id))| *id).collect();
+        assert!(
+            run.leases.keys().all(|id| scheduled.contains(id)),
+            "a lease in hand lost its heartbeat"
+        );
+    }
 
     #[test]
     fn retry_delay_grows_with_receives_is_capped_and_jittered() {
