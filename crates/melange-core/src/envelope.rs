@@ -3,35 +3,88 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The backend's token for one delivery of a message, used to acknowledge it or change its
 /// visibility. Cheap to clone.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct ReceiptHandle(Arc<str>);
+#[derive(Clone)]
+pub struct ReceiptHandle(Receipt);
+
+#[derive(Clone)]
+enum Receipt {
+    /// A backend's text: SQS's, or any made with [`ReceiptHandle::new`].
+    Text(Arc<str>),
+    /// The in-memory backend's: its two numbers, written out as text only when asked (a
+    /// consumer that only acknowledges never asks, and the backend reads the numbers back
+    /// without parsing).
+    Numbered {
+        numbers: [u64; 2],
+        text: OnceLock<Box<str>>,
+    },
+}
 
 impl ReceiptHandle {
     /// Wraps a backend's receipt.
     pub fn new(receipt: impl Into<Arc<str>>) -> Self {
-        Self(receipt.into())
+        Self(Receipt::Text(receipt.into()))
+    }
+
+    /// An in-memory backend receipt, by its numbers.
+    pub(crate) fn numbered(numbers: [u64; 2]) -> Self {
+        Self(Receipt::Numbered {
+            numbers,
+            text: OnceLock::new(),
+        })
+    }
+
+    /// The numbers of a receipt made by [`numbered`](Self::numbered); `None` for text.
+    pub(crate) fn numbers(&self) -> Option<[u64; 2]> {
+        match &self.0 {
+            Receipt::Numbered { numbers, .. } => Some(*numbers),
+            Receipt::Text(_) => None,
+        }
     }
 
     /// The receipt as the backend gave it.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Receipt::Text(text) => text,
+            Receipt::Numbered { numbers, text } => {
+                text.get_or_init(|| crate::memory::receipt_text(*numbers))
+            }
+        }
+    }
+}
+
+/// Receipts are equal when their text is; two numbered ones compare without writing it.
+impl PartialEq for ReceiptHandle {
+    fn eq(&self, other: &Self) -> bool {
+        match (self.numbers(), other.numbers()) {
+            (Some(mine), Some(theirs)) => mine == theirs,
+            _ => self.as_str() == other.as_str(),
+        }
+    }
+}
+
+impl Eq for ReceiptHandle {}
+
+impl Hash for ReceiptHandle {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
 impl fmt::Debug for ReceiptHandle {
     // Receipts are long opaque strings; the tail is enough to tell them apart in logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tail = self
-            .0
+        let text = self.as_str();
+        let tail = text
             .char_indices()
             .rev()
             .nth(9)
-            .map_or(&*self.0, |(i, _)| &self.0[i..]);
+            .map_or(text, |(i, _)| &text[i..]);
         write!(f, "ReceiptHandle(..{tail})")
     }
 }

@@ -81,6 +81,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use fifo::DEDUPLICATION_WINDOW;
+pub(crate) use receipt::text as receipt_text;
 
 use crate::backend::{
     BatchResult, MAX_VISIBILITY_TIMEOUT, MessagingBackend, QueueInfo, QueueSpec, Received,
