@@ -579,6 +579,52 @@ async fn shutdown_lets_handlers_finish_flushes_and_returns() {
     assert!(queue_is_empty(&backend, QUEUE).await);
 }
 
+/// Counts the jobs it handles, without waiting on anything: every handler finishes on its
+/// first poll, and on a busy in-memory queue every receive and acknowledgement does too.
+#[derive(Default)]
+struct Tally {
+    handled: AtomicUsize,
+}
+
+#[melange::listener]
+impl Tally {
+    async fn on_job(&self, _job: Job) -> Result<(), Failure> {
+        self.handled.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_seen_while_a_busy_queue_never_runs_dry() {
+    const BACKLOG: usize = 30_000;
+    let backend = backend_with_queue(Duration::from_secs(600)).await;
+    publish_jobs(
+        &backend,
+        (0..BACKLOG as u64).map(|id| Job::new(id, 0, "ok")),
+    )
+    .await;
+    let tally = Arc::new(Tally::default());
+    let shutdown = Shutdown::new();
+    let consume = SimpleConsumerHandler::new(
+        tally.clone(),
+        SerializerRegistry::default(),
+        backend.clone(),
+    )
+    .with_shutdown(shutdown.clone());
+    let run = tokio::spawn(async move { consume.consume_loop(QUEUE).await });
+    while tally.handled.load(Ordering::SeqCst) < 100 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    shutdown.trigger();
+    let summary = run.await.unwrap().unwrap();
+    let handled = tally.handled.load(Ordering::SeqCst);
+    assert!(
+        handled < BACKLOG / 2,
+        "the loop stopped only after handling {handled} of {BACKLOG} messages"
+    );
+    assert_eq!(summary.acknowledged as usize, handled);
+}
+
 #[tokio::test(start_paused = true)]
 async fn shutdown_past_the_deadline_releases_unfinished_messages_at_once() {
     let backend = backend_with_queue(Duration::from_secs(600)).await;
