@@ -1,4 +1,4 @@
-//! The production consumer engine on the in-memory backend under tokio's paused clock:
+//! The production consumer engine on the in-memory backend, mostly under tokio's paused clock:
 //! concurrency, heartbeats, retries, poison messages, batched acknowledgements, graceful
 //! shutdown, FIFO groups, events.
 
