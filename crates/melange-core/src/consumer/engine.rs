@@ -5,6 +5,10 @@
 //! a message's lease leaves the lease table before its acknowledgement is queued, and
 //! heartbeats are only ever sent for leases in the table, so a heartbeat after an
 //! acknowledgement cannot be issued.
+//!
+//! Handlers, receives and backend calls are polled once where they start: on a busy
+//! in-memory queue they all complete at once, and a message then goes from receive to
+//! acknowledgement without a lease in the table or a trip through a set of futures.
 
 use std::cmp::Reverse;
 use std::collections::hash_map::{DefaultHasher, Entry};
@@ -226,7 +230,7 @@ struct Run<'e, C, B> {
     /// Handlers that finished on their first poll, settled at the end of the turn, with
     /// their lease when it never went into the table (a standard queue's message).
     finished_at_once: VecDeque<(Finished, Option<Lease>)>,
-    /// The consume loop's own waker, for a handler's first poll.
+    /// The consume loop's own waker, for the first polls of handlers, receives and calls.
     waker: Waker,
     io: FuturesUnordered<BoxFuture<'e, IoDone>>,
 
@@ -294,7 +298,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         let mut timer_sleep = std::pin::pin!(timer_sleep);
         let mut armed = None;
         loop {
-            // The waker this loop is polled with now, for handlers' first polls (whoever
+            // The waker this loop is polled with now, for first polls (whoever
             // polls `consume_loop` may change it between turns).
             std::future::poll_fn(|cx| {
                 if !self.waker.will_wake(cx.waker()) {
