@@ -176,6 +176,11 @@ impl ConsumerOptions {
 
     /// Handlers running at once, across all messages (10 by default). Messages are only
     /// received when there is room for them, so memory stays bounded under any backlog.
+    ///
+    /// Handlers run concurrently inside the consume loop's task, so their CPU work shares
+    /// one thread at a time: a handler that computes for long should move that work to
+    /// `tokio::task::spawn_blocking` (its wait then lets the others run), or run one
+    /// consume loop per core on the same queue.
     pub fn max_in_flight(mut self, limit: usize) -> Self {
         self.max_in_flight = limit.max(1);
         self
