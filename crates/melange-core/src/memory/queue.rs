@@ -273,13 +273,13 @@ impl Queue {
             queue: &self.name,
             manifests: &self.manifests,
         };
+        // Received as often as the redrive policy allows: it goes to the dead-letter queue.
+        let redriven =
+            |message: &StoredMessage| redrive_after.is_some_and(|max| message.receive_count >= max);
         match &mut self.visible {
             Visible::Standard(visible) => {
                 // One allocation for the batch, none for an empty receive.
                 delivered.reserve_exact(max.min(visible.len()));
-                let redriven = |message: &StoredMessage| {
-                    redrive_after.is_some_and(|max| message.receive_count >= max)
-                };
                 while delivered.len() < max {
                     let (seq, message) = match visible.pop_first() {
                         None => break,
@@ -331,7 +331,7 @@ impl Queue {
                             groups.untake(&group);
                             continue;
                         };
-                        if redrive_after.is_some_and(|max| message.receive_count >= max) {
+                        if redriven(message) {
                             groups.untake(&group);
                             if let Some(message) = self.messages.remove(&seq) {
                                 moved.push(leaving(names.manifests, message));
