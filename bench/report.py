@@ -227,6 +227,10 @@ else:
         "floors_direct_msgs_per_s": floor_of("direct", "msgs_per_s"),
         "floors_melange_vs_leased_ratio": floor_ratio("leased"),
         "floors_melange_vs_direct_ratio": floor_ratio("direct"),
+        # CPU per message on the consuming side (the runtime's workers; lower is better).
+        "floors_melange_consumer_cpu_ns_per_msg": floor_of("melange", "consumer_cpu_ns_per_msg"),
+        "floors_direct_consumer_cpu_ns_per_msg": floor_of("direct", "consumer_cpu_ns_per_msg"),
+        "floors_leased_consumer_cpu_ns_per_msg": floor_of("leased", "consumer_cpu_ns_per_msg"),
         "latency_model_min_ratio": min((r["ratio"] for r in latency), default=float("nan")),
         **sqs_results,
         "rss_idle_mb": rss_idle.get("peak_rss_mb"),
@@ -505,13 +509,18 @@ md += [
     "same window and handler; no receipts, ids or timeouts. It shows what this machine allows "
     "any design with acknowledgements; `direct` runs melange's publisher and in-memory backend "
     "with a hand-written receive, decode, acknowledge loop, so the step from it to melange is "
-    "the consumer engine's.",
+    "the consumer engine's. CPU is also split by side: each contender publishes on the "
+    "bench's main thread and consumes on the runtime's workers. Once the window is full the "
+    "consuming side sets the rate (for melange, rate × consumer CPU per message is close to one "
+    "core), so the consumer column is what one consumer design costs against another.",
     "",
-    "| Pipeline | msg/s | CPU µs/msg | p50 µs | melange / this |",
-    "|---|---|---|---|---|",
+    "| Pipeline | msg/s | CPU µs/msg | publisher µs/msg | consumer µs/msg | p50 µs | melange / this |",
+    "|---|---|---|---|---|---|---|",
 ]
 for label, contender in FLOORS:
     md.append(f"| {label} | {fmt(floor_of(contender, 'msgs_per_s'))} | {fmt(floor_of(contender, 'cpu_ns_per_msg') / 1e3)} "
+              f"| {fmt(floor_of(contender, 'publisher_cpu_ns_per_msg') / 1e3)} "
+              f"| {fmt(floor_of(contender, 'consumer_cpu_ns_per_msg') / 1e3)} "
               f"| {fmt(floor_of(contender, 'p50_us'), 0)} | {fmt(floor_ratio(contender))}× |")
 md += [
     "",

@@ -12,9 +12,10 @@ use melange::{
     QueuePublisher, SerializerRegistry, SimpleConsumerHandler,
 };
 use serde::{Deserialize, Serialize};
+use tokio::runtime::RuntimeFlavor;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::cpu::cpu_seconds;
+use crate::cpu::{cpu_seconds, main_thread_cpu_seconds};
 
 /// Messages allowed between publisher and handler (publisher back-pressure).
 const WINDOW: usize = 256;
@@ -124,22 +125,47 @@ fn cpu_per_message(start: f64, n: u64) -> f64 {
     (cpu_seconds() - start) * 1e9 / n as f64
 }
 
+/// CPU readings at the start of a pipeline run: the whole process, and its main thread.
+#[derive(Clone, Copy)]
+struct CpuMark {
+    process: f64,
+    main_thread: f64,
+}
+
+impl CpuMark {
+    fn now() -> Self {
+        Self {
+            process: cpu_seconds(),
+            main_thread: main_thread_cpu_seconds(),
+        }
+    }
+}
+
 /// A pipeline run's line: throughput up to the last handled message, publish-to-handler
-/// latency percentiles and CPU per message since `cpu_start` (a [`cpu_seconds`] reading).
+/// latency percentiles and CPU per message since `start`. On a multi-threaded runtime the
+/// CPU is also split by side: every contender publishes from the future `block_on` runs (the
+/// main thread) and consumes in a spawned task (the runtime's workers). Once the window is
+/// full the consuming side sets the rate, so its CPU per message is what tells designs apart.
 fn pipeline_result(
     contender: &str,
     concurrency: usize,
     probe: &Probe,
-    cpu_start: f64,
+    start: CpuMark,
 ) -> serde_json::Value {
     let n = probe.expected;
-    let cpu = cpu_per_message(cpu_start, n);
+    let cpu = cpu_per_message(start.process, n);
     let elapsed = probe.done_ns.load(Ordering::Acquire) as f64 / 1e9;
     let (p50, p99) = probe.percentiles();
-    serde_json::json!({
+    let mut result = serde_json::json!({
         "bench": "pipeline", "contender": contender, "concurrency": concurrency, "messages": n,
         "msgs_per_s": n as f64 / elapsed, "p50_us": p50, "p99_us": p99, "cpu_ns_per_msg": cpu,
-    })
+    });
+    if tokio::runtime::Handle::current().runtime_flavor() != RuntimeFlavor::CurrentThread {
+        let publishing = (main_thread_cpu_seconds() - start.main_thread) * 1e9 / n as f64;
+        result["publisher_cpu_ns_per_msg"] = publishing.into();
+        result["consumer_cpu_ns_per_msg"] = (cpu - publishing).into();
+    }
+    result
 }
 
 /// A fresh in-memory backend with `queue` declared, and a probe expecting `n` messages that
@@ -158,7 +184,7 @@ async fn windowed_queue(queue: &str, n: u64) -> (InMemoryBackend, Arc<Semaphore>
 async fn melange_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
     let (backend, window, probe) = windowed_queue("pipeline", n).await;
     let serializers = SerializerRegistry::default();
-    let cpu = cpu_seconds();
+    let cpu = CpuMark::now();
     let base = probe.base;
     let handler = bench_handler(
         &probe,
@@ -181,7 +207,7 @@ async fn melange_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
 async fn channel_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
     let (tx, mut rx) = mpsc::channel::<String>(WINDOW);
     let probe = Probe::new(Instant::now(), n, None);
-    let cpu = cpu_seconds();
+    let cpu = CpuMark::now();
     let base = probe.base;
     let receiver_probe = probe.clone();
     let receiver = tokio::spawn(async move {
@@ -219,7 +245,7 @@ async fn leased_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
     let shared = Arc::new((Mutex::new(Inner::default()), tokio::sync::Notify::new()));
     let window = Arc::new(Semaphore::new(WINDOW));
     let probe = Probe::new(Instant::now(), n, Some(window.clone()));
-    let cpu = cpu_seconds();
+    let cpu = CpuMark::now();
     let base = probe.base;
     let consumer_shared = shared.clone();
     let consumer_probe = probe.clone();
@@ -284,7 +310,7 @@ async fn leased_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
 /// engine: receive ten, decode with `serde_json`, call the handler, acknowledge the batch.
 async fn direct_pipeline(n: u64, concurrency: usize) -> serde_json::Value {
     let (backend, window, probe) = windowed_queue("direct", n).await;
-    let cpu = cpu_seconds();
+    let cpu = CpuMark::now();
     let base = probe.base;
     let consumer_backend = backend.clone();
     let consumer_probe = probe.clone();
