@@ -69,7 +69,7 @@ def pipe_spread(contender, c, rows=inproc):
 
 def rate_with_spread(rows):
     """A 1M msg/s row's figure: melange's median, its rounds' range and the channel's median
-    beside it (the floor no in-process pipeline passes)."""
+    beside it (the issue's "practical floor for any in-process pipeline")."""
     low, high = pipe_spread("melange", 8, rows)
     return (f"{fmt(pipe('melange', 8, rows))} msg/s (rounds {fmt(low)}–{fmt(high)}; "
             f"the channel {fmt(pipe('channel', 8, rows))})")
