@@ -54,16 +54,20 @@ def median(values):
 inproc_mimalloc = lines("inprocess-mimalloc.jsonl")
 
 
+def pipe_rates(contender, c, rows=inproc):
+    """Every round's msg/s of one pipeline contender at concurrency `c`."""
+    return [r["msgs_per_s"] for r in rows
+            if r["bench"] == "pipeline" and r["contender"] == contender and r["concurrency"] == c]
+
+
 def pipe(contender, c, rows=inproc):
-    return median([r["msgs_per_s"] for r in rows
-                   if r["bench"] == "pipeline" and r["contender"] == contender and r["concurrency"] == c])
+    return median(pipe_rates(contender, c, rows))
 
 
 def pipe_spread(contender, c, rows=inproc):
     """The slowest and fastest round: on this machine whole rounds run fast or slow together
     (NOTES, eighth pass), so a median near a bound can land either side of it."""
-    rates = [r["msgs_per_s"] for r in rows
-             if r["bench"] == "pipeline" and r["contender"] == contender and r["concurrency"] == c]
+    rates = pipe_rates(contender, c, rows)
     return (min(rates), max(rates)) if rates else (float("nan"), float("nan"))
 
 
