@@ -139,6 +139,17 @@ impl CpuMark {
             main_thread: main_thread_cpu_seconds(),
         }
     }
+
+    /// CPU nanoseconds per message since this mark, one reading of each: the process's and
+    /// its main thread's.
+    fn per_message(self, n: u64) -> Self {
+        let now = Self::now();
+        let per_message = |seconds: f64| seconds * 1e9 / n as f64;
+        Self {
+            process: per_message(now.process - self.process),
+            main_thread: per_message(now.main_thread - self.main_thread),
+        }
+    }
 }
 
 /// A pipeline run's line: throughput up to the last handled message, publish-to-handler
@@ -155,8 +166,10 @@ fn pipeline_result(
     let n = probe.expected;
     // Both readings before the percentiles: sorting the latencies is the bench's work, and
     // it runs on the main thread.
-    let cpu = cpu_per_message(start.process, n);
-    let publishing = (main_thread_cpu_seconds() - start.main_thread) * 1e9 / n as f64;
+    let CpuMark {
+        process: cpu,
+        main_thread: publishing,
+    } = start.per_message(n);
     let elapsed = probe.done_ns.load(Ordering::Acquire) as f64 / 1e9;
     let (p50, p99) = probe.percentiles();
     let mut result = serde_json::json!({
