@@ -197,6 +197,17 @@ impl<'de, 'p> NodeDe<'de, 'p> {
         Ok(())
     }
 
+    /// The deserializer of a node this one stands for (an object's state, an enum's variant
+    /// or content), one level deeper: such a node can lead back to this one without passing
+    /// through a container, and the depth limit is what ends that cycle.
+    fn inner(&self, id: Id) -> Self {
+        NodeDe {
+            id,
+            depth: self.depth + 1,
+            ..*self
+        }
+    }
+
     fn seq(&self, items: &'de [Id]) -> Seq<'de, 'p> {
         Seq {
             walk: self.walk,
@@ -239,18 +250,10 @@ impl<'de, 'p> NodeDe<'de, 'p> {
                 };
                 match (dict, self.walk.node(pair[1])) {
                     (Some(dict), Node::Dict(slots)) => visitor.visit_map(self.map(dict, slots)),
-                    _ => {
-                        let state = NodeDe {
-                            id: pair[0],
-                            ..self
-                        };
-                        return de::Deserializer::deserialize_any(state, visitor);
-                    }
+                    _ => return de::Deserializer::deserialize_any(self.inner(pair[0]), visitor),
                 }
             }
-            Some((id, _)) => {
-                return de::Deserializer::deserialize_any(NodeDe { id, ..self }, visitor);
-            }
+            Some((id, _)) => return de::Deserializer::deserialize_any(self.inner(id), visitor),
             None if !entries.is_empty() => visitor.visit_map(self.map(entries, &[])),
             None if !items.is_empty() => visitor.visit_seq(self.seq(items)),
             None if !args.is_empty() => visitor.visit_seq(self.seq(args)),
@@ -358,14 +361,14 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de, '_> {
             Node::Dict(entries) if entries.len() == 1 => {
                 let (key, value) = entries[0];
                 visitor.visit_enum(Enum {
-                    variant: Variant::Node(NodeDe { id: key, ..self }),
-                    content: NodeDe { id: value, ..self },
+                    variant: Variant::Node(self.inner(key)),
+                    content: self.inner(value),
                 })
             }
             Node::Object { .. } => match self.class_name() {
                 Some(name) => visitor.visit_enum(Enum {
                     variant: Variant::Name(name),
-                    content: self,
+                    content: self.inner(self.id),
                 }),
                 None => return Err(self.unsupported("an object of an unknown class")),
             },

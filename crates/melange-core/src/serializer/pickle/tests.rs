@@ -535,6 +535,47 @@ fn limits_stop_deep_nesting_cycles_and_memo_bombs() {
     assert!(err.to_string().contains("input size"), "{err}");
 }
 
+/// Cycles that pass through no container: an object whose state is the object itself (or a
+/// `(state, slots)` pair holding it), and a one-entry dict that is its own enum content. Each
+/// step counts as a level of nesting, so the walk stops at the depth limit with a typed error
+/// instead of recursing until the stack overflows (found by the `pickle_decode` fuzzer).
+#[test]
+fn cycles_through_object_state_and_enum_content_stop_at_the_depth_limit() {
+    let pickle = PickleSerializer::new();
+    let is_depth_error = |err: &PickleError| {
+        matches!(
+            err,
+            PickleError::LimitExceeded {
+                limit: Limit::Depth,
+                ..
+            }
+        )
+    };
+    // `__main__.A()`, memoized as 3; then BUILD with the object itself as its state.
+    let object = b"\x80\x04\x8c\x08__main__\x94\x8c\x01A\x94\x93\x94)\x81\x94";
+    let own_state = [object.as_slice(), b"h\x03b."].concat();
+    let err = pickle
+        .from_pickle::<serde_json::Value>(&own_state)
+        .unwrap_err();
+    assert!(is_depth_error(&err), "{err}");
+    // The same through a `(state, slots)` pair whose slots are not a dict.
+    let own_pair = [object.as_slice(), b"h\x03N\x86b."].concat();
+    let err = pickle
+        .from_pickle::<serde_json::Value>(&own_pair)
+        .unwrap_err();
+    assert!(is_depth_error(&err), "{err}");
+
+    // `{"k": <the dict itself>}`, read as an enum whose variant holds the enum again.
+    #[derive(Debug, Deserialize)]
+    enum Nested {
+        #[serde(rename = "k")]
+        K(#[allow(dead_code)] Box<Nested>),
+    }
+    let own_content = b"\x80\x04}\x94\x8c\x01k\x94h\x00s.";
+    let err = pickle.from_pickle::<Nested>(own_content).unwrap_err();
+    assert!(is_depth_error(&err), "{err}");
+}
+
 /// xorshift64*: a dependency-free generator for the fuzz loop.
 struct Rng(u64);
 
