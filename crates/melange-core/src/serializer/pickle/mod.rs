@@ -130,7 +130,10 @@ pub struct ReadLimits {
     pub max_input_bytes: usize,
     /// The most memo entries a pickle may store. Default 1,048,576.
     pub max_memo_entries: usize,
-    /// The deepest nesting of containers and objects. Default 128.
+    /// The deepest nesting of containers and objects; an object's state, and an enum's
+    /// variant and content, count as a level too, so a cycle through them ends here. The
+    /// reader recurses once per level on the decoding thread's stack: raise it only as far
+    /// as that stack allows. Default 128.
     pub max_depth: usize,
     /// The work a pickle may cost per byte of input: every value visited costs 1 plus its
     /// length for strings and bytes. A value shared through the memo costs again at every
