@@ -1,5 +1,6 @@
 //! The pickle format against Python Melange 7.2.0: the captured vector, and live round trips
-//! with the real Python library (`$MELANGE_TEST_PYTHON`, set by `scripts/test`).
+//! with the real Python library (`$MELANGE_TEST_PYTHON`, set by `scripts/test`); and a hostile
+//! pickle on a queue, which a consumer dead-letters.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -304,6 +305,69 @@ impl Received {
     async fn on_order_created(&self, event: OrderCreated) {
         self.orders.lock().unwrap().push(event);
     }
+}
+
+/// A hostile pickle: a `pickle_events.OrderCreated` whose state is the object itself. The
+/// reader once followed that cycle until the stack overflowed, which aborts the whole consumer
+/// process (and, redelivered, every restart of it). It is now an undecodable message like any
+/// other: dead-lettered at once, while the order behind it is handled.
+#[tokio::test(start_paused = true)]
+async fn a_self_referencing_pickle_is_dead_lettered_and_the_consumer_keeps_going() {
+    use melange::{
+        ConsumerOptions, InMemoryBackend, MessagingBackend, MessagingBackendFactory, PoisonOutcome,
+        QueuePublisher, ReceiveOptions, SimpleConsumerHandler,
+    };
+    const HOSTILE: &str = "gASMDXBpY2tsZV9ldmVudHOUjAxPcmRlckNyZWF0ZWSUk5QpgZRoA2Iu";
+
+    let backend = InMemoryBackend::new();
+    MessagingBackendFactory::new(backend.clone())
+        .init_queue("orders")
+        .dead_letter_queue("orders-dlq")
+        .await
+        .unwrap();
+    let order = |order_id| OrderCreated {
+        order_id,
+        lines: Vec::new(),
+        occurred_on: "2026-12-06T18:00:00+00:00".into(),
+        metadata: HashMap::new(),
+        correlation_id: None,
+    };
+    // The hostile body goes out under the real message's manifest and serializer id.
+    let mut hostile = registry().serialize(&order(0)).unwrap();
+    hostile.content = HOSTILE.into();
+    backend.publish_to_queue("orders", hostile).await.unwrap();
+    QueuePublisher::new(registry(), backend.clone())
+        .publish("orders", &order(7))
+        .await
+        .unwrap();
+
+    let handler = SimpleConsumerHandler::new(Received::default(), registry(), backend.clone())
+        .with_options(
+            ConsumerOptions::default()
+                .undecodable(PoisonOutcome::DeadLetter)
+                .stop_when_idle(std::time::Duration::from_secs(1)),
+        );
+    let summary = handler.consume_loop("orders").await.unwrap();
+    assert_eq!((summary.poison, summary.succeeded), (1, 1));
+    let handled: Vec<u64> = handler
+        .consumer()
+        .orders
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|order| order.order_id)
+        .collect();
+    assert_eq!(handled, [7]);
+    assert!(backend.queue_stats("orders").unwrap().is_empty());
+    let dead = backend
+        .receive("orders-dlq", &ReceiveOptions::default())
+        .await
+        .unwrap();
+    let dead: Vec<_> = dead
+        .into_iter()
+        .map(|message| message.unwrap().content.to_string())
+        .collect();
+    assert_eq!(dead, [HOSTILE]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
