@@ -315,7 +315,7 @@ impl Received {
 async fn a_self_referencing_pickle_is_dead_lettered_and_the_consumer_keeps_going() {
     use melange::{
         ConsumerOptions, InMemoryBackend, MessagingBackend, MessagingBackendFactory, PoisonOutcome,
-        QueuePublisher, ReceiveOptions, SimpleConsumerHandler,
+        QueuePublisher, SimpleConsumerHandler,
     };
     const HOSTILE: &str = "gASMDXBpY2tsZV9ldmVudHOUjAxPcmRlckNyZWF0ZWSUk5QpgZRoA2Iu";
 
@@ -359,14 +359,16 @@ async fn a_self_referencing_pickle_is_dead_lettered_and_the_consumer_keeps_going
         .collect();
     assert_eq!(handled, [7]);
     assert!(backend.queue_stats("orders").unwrap().is_empty());
-    let dead = backend
-        .receive("orders-dlq", &ReceiveOptions::default())
-        .await
-        .unwrap();
-    let dead: Vec<_> = dead
-        .into_iter()
-        .map(|message| message.unwrap().content.to_string())
-        .collect();
+    let dead: Vec<_> = crate::support::receive_envelopes(
+        &backend,
+        "orders-dlq",
+        1,
+        std::time::Duration::from_secs(1),
+    )
+    .await
+    .into_iter()
+    .map(|envelope| envelope.content.to_string())
+    .collect();
     assert_eq!(dead, [HOSTILE]);
 }
 
