@@ -22,7 +22,7 @@ struct Job {
     id: u64,
     /// How long the handler works on it, in milliseconds.
     work_ms: u64,
-    /// `"ok"`, `"fail"`, `"panic"`, `"no-retry"`, `"retry-later"`.
+    /// `"ok"`, `"fail"`, `"panic"`, `"no-retry"`, `"retry-later"` (60 s), `"retry-tomorrow"`.
     behaviour: String,
 }
 
@@ -85,6 +85,10 @@ impl Worker {
             "panic" => panic!("job {} panicked", job.id),
             "no-retry" => Err(Failure::no_retry("hopeless")),
             "retry-later" => Err(Failure::retry_after(Duration::from_secs(60), "later")),
+            "retry-tomorrow" => Err(Failure::retry_after(
+                Duration::from_secs(24 * 3600),
+                "tomorrow",
+            )),
             _ => Ok(()),
         }
     }
@@ -113,6 +117,10 @@ struct Recorder {
     /// Receipt → instant it was acknowledged; and visibility changes with their instants.
     acked: Arc<Mutex<HashMap<String, Instant>>>,
     visibility: Arc<Mutex<Vec<(Instant, String, Duration)>>>,
+    /// Faults to inject: this many visibility batches fail as if the server were
+    /// unreachable; this many publishes to this queue fail likewise.
+    failing_visibility_batches: Arc<AtomicUsize>,
+    failing_publishes: Arc<Mutex<Option<(String, usize)>>>,
 }
 
 impl Recorder {
@@ -122,6 +130,15 @@ impl Recorder {
             calls: Arc::default(),
             acked: Arc::default(),
             visibility: Arc::default(),
+            failing_visibility_batches: Arc::default(),
+            failing_publishes: Arc::default(),
+        }
+    }
+
+    fn unavailable(target: &str) -> BackendError {
+        BackendError::Unavailable {
+            target: target.to_owned(),
+            source: "injected fault".into(),
         }
     }
 
@@ -148,8 +165,23 @@ impl MessagingBackend for Recorder {
     crate::forward::forward_backend!(
         inner,
         except receive, acknowledge, acknowledge_batch, change_visibility,
-        change_visibility_batch, publish_batch_to_queue, publish_batch_to_topic
+        change_visibility_batch, publish_to_queue, publish_batch_to_queue, publish_batch_to_topic
     );
+
+    async fn publish_to_queue(
+        &self,
+        queue: &str,
+        message: OutgoingMessage,
+    ) -> Result<String, BackendError> {
+        if let Some((target, left)) = &mut *self.failing_publishes.lock().unwrap()
+            && target == queue
+            && *left > 0
+        {
+            *left -= 1;
+            return Err(Self::unavailable(queue));
+        }
+        self.inner.publish_to_queue(queue, message).await
+    }
 
     async fn receive(
         &self,
@@ -202,6 +234,13 @@ impl MessagingBackend for Recorder {
         entries: &[(ReceiptHandle, Duration)],
     ) -> Result<BatchResult<()>, BackendError> {
         self.record("change_visibility_batch", entries.len());
+        let failing = &self.failing_visibility_batches;
+        if failing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(Self::unavailable(queue));
+        }
         for (receipt, timeout) in entries {
             self.visibility.lock().unwrap().push((
                 Instant::now(),
@@ -793,4 +832,342 @@ fn metrics_count_what_the_loop_does_per_queue() {
     assert_eq!(counters["melange_messages_failed_total"], 1);
     assert_eq!(counters["melange_messages_retried_total"], 1);
     assert_eq!(handler_seconds, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn options_set_to_never_do_not_overflow_the_clock() {
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    publish_jobs(&backend, (0..3).map(|id| Job::new(id, 2_000, "ok"))).await;
+    let worker = Arc::new(Worker::default());
+    let shutdown = Shutdown::new();
+    let options = ConsumerOptions::default()
+        .shutdown_deadline(Duration::MAX)
+        .ack_flush_interval(Duration::MAX)
+        .error_backoff(Duration::MAX);
+    let consume = handler(&worker, backend.clone(), options).with_shutdown(shutdown.clone());
+    let run = tokio::spawn(async move { consume.consume_loop(QUEUE).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Stopping adds the deadline to the clock: with "never" the handlers finish.
+    shutdown.trigger();
+    let summary = run.await.unwrap().unwrap();
+    assert_eq!((summary.succeeded, summary.acknowledged), (3, 3));
+    assert!(queue_is_empty(&backend, QUEUE).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_delay_past_the_twelve_hour_limit_is_shortened_not_refused() {
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    // The handler works 1 s, then asks for 24 h: SQS refuses a visibility change ending
+    // more than 12 h after the receive.
+    publish_jobs(&backend, [Job::new(1, 1_000, "retry-tomorrow")]).await;
+    let worker = Arc::new(Worker::default());
+    let retry_in = Arc::new(Mutex::new(None));
+    let recorded = retry_in.clone();
+    let options = ConsumerOptions::default().stop_when_idle(Duration::from_secs(20));
+    let summary = handler(&worker, backend.clone(), options.clone())
+        .on_event(move |event| {
+            if let ConsumerEvent::Failed { retry_in, .. } = event {
+                *recorded.lock().unwrap() = *retry_in;
+            }
+        })
+        .consume_loop(QUEUE)
+        .await
+        .unwrap();
+    assert_eq!(summary.retried, 1);
+    let retry_in = retry_in.lock().unwrap().expect("a retry delay");
+    assert!(
+        retry_in > Duration::from_secs(11 * 3600) && retry_in < Duration::from_secs(12 * 3600),
+        "retry in {retry_in:?}"
+    );
+
+    // Not back after the 30 s visibility timeout, as it would be had the change been refused.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert!(queue_is_empty(&backend, QUEUE).await, "came back early");
+    assert_eq!(worker.runs_of(1).len(), 1);
+    // Back within the 12 hours.
+    tokio::time::sleep(Duration::from_secs(12 * 3600)).await;
+    handler(&worker, backend.clone(), options)
+        .consume_loop(QUEUE)
+        .await
+        .unwrap();
+    assert_eq!(worker.runs_of(1).len(), 2);
+}
+
+mod billing {
+    /// Counts what it handles; named `Audit`, as `super::reports::Audit` is.
+    #[derive(Default)]
+    pub struct Audit {
+        pub handled: std::sync::atomic::AtomicUsize,
+    }
+
+    #[melange::listener]
+    impl Audit {
+        async fn on_job(&self, _job: super::Job) {
+            self.handled
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+mod reports {
+    /// Counts what it handles.
+    #[derive(Default)]
+    pub struct Audit {
+        pub handled: std::sync::atomic::AtomicUsize,
+    }
+
+    #[melange::listener]
+    impl Audit {
+        async fn on_job(&self, _job: super::Job) {
+            self.handled
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn consumers_that_share_a_name_each_handle_a_message_under_de_duplication() {
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    publish_jobs(&backend, [Job::new(1, 0, "ok")]).await;
+    let (billing, reports) = (
+        Arc::new(billing::Audit::default()),
+        Arc::new(reports::Audit::default()),
+    );
+    let mut consume = melange::ConsumerHandler::new(SerializerRegistry::default(), backend.clone());
+    consume
+        .attach_consumer(billing.clone())
+        .attach_consumer(reports.clone());
+    let consume = consume.with_deduplication_cache(melange::InMemoryDeduplicationCache::default());
+    let summary = consume.drain(QUEUE).await.unwrap();
+    assert_eq!(summary.duplicates, 0);
+    assert_eq!(billing.handled.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        reports.handled.load(Ordering::SeqCst),
+        1,
+        "skipped as billing's duplicate"
+    );
+}
+
+/// Refuses every retry of a job.
+struct Refuser;
+
+#[melange::listener]
+impl Refuser {
+    async fn on_job(&self, _job: Job) -> Result<(), Failure> {
+        Err(Failure::no_retry("never again"))
+    }
+}
+
+/// Fails a job on its first receive only, and counts its runs.
+#[derive(Default)]
+struct Flaky {
+    runs: AtomicUsize,
+}
+
+#[melange::listener]
+impl Flaky {
+    async fn on_job(&self, _job: Job, ctx: MessageContext<'_>) -> Result<(), Failure> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        if ctx.receive_count() == 1 {
+            return Err(Failure::new("not yet"));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_consumer_refusing_a_retry_does_not_take_it_from_another() {
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    publish_jobs(&backend, [Job::new(1, 0, "ok")]).await;
+    let flaky = Arc::new(Flaky::default());
+    let mut consume = melange::ConsumerHandler::new(SerializerRegistry::default(), backend.clone());
+    consume
+        .attach_consumer(Refuser)
+        .attach_consumer(flaky.clone());
+    let consume =
+        consume.with_options(ConsumerOptions::default().no_retry(NoRetryOutcome::Discard));
+    let first = consume.drain(QUEUE).await.unwrap();
+    assert_eq!((first.retried, first.acknowledged), (1, 0), "{first:?}");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    consume.drain(QUEUE).await.unwrap();
+    assert_eq!(
+        flaky.runs.load(Ordering::SeqCst),
+        2,
+        "its retry was discarded"
+    );
+    assert!(queue_is_empty(&backend, QUEUE).await);
+}
+
+/// Panics on every job.
+struct Panicker;
+
+#[melange::listener]
+impl Panicker {
+    async fn on_job(&self, job: Job) {
+        panic!("job {} is cursed", job.id);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_names_its_consumer_and_the_others_still_run() {
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    publish_jobs(&backend, [Job::new(7, 0, "ok")]).await;
+    let worker = Arc::new(Worker::default());
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let recorded = errors.clone();
+    let mut consume = melange::ConsumerHandler::new(SerializerRegistry::default(), backend.clone());
+    consume
+        .attach_consumer(Panicker)
+        .attach_consumer(worker.clone());
+    let consume = consume.on_event(move |event| {
+        if let ConsumerEvent::Failed { error, .. } = event {
+            recorded.lock().unwrap().push(error.to_string());
+        }
+    });
+    let summary = consume.drain(QUEUE).await.unwrap();
+    assert_eq!((summary.panicked, summary.failed), (1, 1));
+    assert_eq!(
+        worker.runs_of(7).len(),
+        1,
+        "the consumer after the panic did not run"
+    );
+    let errors = errors.lock().unwrap().clone();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].contains("Panicker") && errors[0].contains("job 7 is cursed"),
+        "{errors:?}"
+    );
+}
+
+/// A FIFO queue with a dead-letter queue, and `messages` published to it in group `a`.
+async fn fifo_queue_with(backend: &InMemoryBackend, messages: Vec<OutgoingMessage>) {
+    MessagingBackendFactory::new(backend.clone())
+        .init_queue("steps.fifo")
+        .dead_letter_queue("steps-dlq.fifo")
+        .visibility_timeout(Duration::from_secs(30))
+        .await
+        .unwrap();
+    for (seq, mut message) in messages.into_iter().enumerate() {
+        message.message_group_id = Some("a".to_owned());
+        message.deduplication_id = Some(format!("a-{seq}"));
+        backend
+            .publish_to_queue("steps.fifo", message)
+            .await
+            .unwrap();
+    }
+}
+
+/// An unprocessable message (no consumer takes its manifest) then a step, in one group.
+fn unknown_then_step() -> Vec<OutgoingMessage> {
+    let step = serde_json::to_string(&Step {
+        group: "a".into(),
+        seq: 1,
+        fail_first_time: false,
+    })
+    .unwrap();
+    vec![
+        OutgoingMessage::new("{}".to_owned(), "UnknownEvent".to_owned(), 1),
+        OutgoingMessage::new(step, "Step".to_owned(), 1),
+    ]
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unprocessable_message_left_on_a_fifo_queue_holds_its_group_back() {
+    let backend = InMemoryBackend::new();
+    fifo_queue_with(&backend, unknown_then_step()).await;
+    let worker = Arc::new(Worker::default());
+    let options = ConsumerOptions::default()
+        .unknown_manifest(PoisonOutcome::Redrive)
+        .stop_when_idle(Duration::from_secs(1));
+    let consume = SimpleConsumerHandler::new(
+        worker.clone(),
+        SerializerRegistry::default(),
+        backend.clone(),
+    )
+    .with_options(options);
+    let summary = consume.consume_loop("steps.fifo").await.unwrap();
+    assert_eq!(summary.poison, 1);
+    assert!(
+        worker.steps.lock().unwrap().is_empty(),
+        "the step ran ahead of the message before it in its group"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fifo_group_waits_for_its_dead_lettered_message_to_leave() {
+    let backend = InMemoryBackend::new();
+    fifo_queue_with(&backend, unknown_then_step()).await;
+    let recorder = Recorder::new(backend.clone());
+    *recorder.failing_publishes.lock().unwrap() = Some(("steps-dlq.fifo".to_owned(), 1));
+    let worker = Arc::new(Worker::default());
+    let options = ConsumerOptions::default()
+        .unknown_manifest(PoisonOutcome::DeadLetter)
+        .stop_when_idle(Duration::from_secs(1));
+    let consume = SimpleConsumerHandler::new(
+        worker.clone(),
+        SerializerRegistry::default(),
+        recorder.clone(),
+    )
+    .with_options(options.clone());
+    // The dead-letter copy fails: the message stays, and so does the step behind it.
+    let first = consume.consume_loop("steps.fifo").await.unwrap();
+    assert_eq!(first.dead_lettered, 0);
+    assert!(
+        worker.steps.lock().unwrap().is_empty(),
+        "the step ran while the message before it was still on the queue"
+    );
+    // It comes back after its visibility timeout and is moved; then the step runs.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let second = consume.consume_loop("steps.fifo").await.unwrap();
+    assert_eq!(second.dead_lettered, 1);
+    assert_eq!(worker.steps.lock().unwrap().len(), 1);
+    let options = ReceiveOptions {
+        wait_time: Duration::ZERO,
+        ..ReceiveOptions::default()
+    };
+    let dead = backend.receive("steps-dlq.fifo", &options).await.unwrap();
+    assert_eq!(dead.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_heartbeat_is_sent_again_before_the_visibility_runs_out() {
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    publish_jobs(&backend, [Job::new(1, 45_000, "ok")]).await;
+    let recorder = Recorder::new(backend.clone());
+    recorder
+        .failing_visibility_batches
+        .store(1, Ordering::SeqCst);
+    let worker = Arc::new(Worker::default());
+    let started = Instant::now();
+    let consume = handler(
+        &worker,
+        recorder.clone(),
+        ConsumerOptions::default().stop_when_idle(Duration::from_secs(20)),
+    );
+    // A rival polls the same queue: the message must never be visible to it.
+    let rival = Arc::new(Worker::default());
+    let rival_handler = handler(
+        &rival,
+        backend.clone(),
+        ConsumerOptions::default().stop_when_idle(Duration::from_secs(20)),
+    );
+    let (summary, rival_summary) = tokio::join!(consume.consume_loop(QUEUE), async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        rival_handler.consume_loop(QUEUE).await
+    });
+    assert_eq!(summary.unwrap().succeeded, 1);
+    assert_eq!(
+        rival_summary.unwrap().received,
+        0,
+        "the message was received twice"
+    );
+    assert_eq!(worker.completed() + rival.completed(), 1);
+    // The first heartbeat (at 15 s) failed; the next extension went out within seconds,
+    // not at the 30 s the message's visibility ran out.
+    let extended = recorder.visibility.lock().unwrap().clone();
+    let first = extended.first().expect("an extension").0 - started;
+    assert!(
+        first < Duration::from_secs(20),
+        "first extension at {first:?}"
+    );
 }

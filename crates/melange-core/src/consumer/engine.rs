@@ -43,6 +43,9 @@ const MAX_ERROR_BACKOFF: Duration = Duration::from_secs(30);
 const BATCH: usize = 10;
 /// Pause after an empty receive that did not wait (short polling), so it does not spin.
 const EMPTY_POLL_PAUSE: Duration = Duration::from_millis(100);
+/// How soon a heartbeat that failed for a reason that may pass (throttled, unreachable) is
+/// sent again: waiting for the next regular one could let the message's visibility lapse.
+const HEARTBEAT_RETRY: Duration = Duration::from_secs(1);
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -68,13 +71,14 @@ enum Outcome {
 struct Processed {
     outcome: Outcome,
     duplicates: u64,
+    panicked: u64,
 }
 
 /// A handler run that ended, with the envelope handed back for what follows.
 struct Finished {
     id: u64,
     envelope: Envelope,
-    processed: Result<Processed, String>,
+    processed: Processed,
 }
 
 /// A message received and not yet settled: running, or waiting behind its FIFO group.
@@ -90,9 +94,30 @@ struct Lease {
 /// A backend call made on the side, and what it achieved.
 enum IoDone {
     Acknowledged(u64),
-    DeadLettered,
+    /// A message was dead-lettered (`Ok`) or not; its FIFO group waited for the outcome.
+    DeadLettered {
+        result: Result<(), BackendError>,
+        group: Option<Arc<str>>,
+    },
     Failed(BackendError),
+    /// Heartbeats sent; the leases whose extension failed for a reason that may pass.
+    Extended {
+        retry: Vec<u64>,
+    },
     Done,
+}
+
+/// Whether a message that was settled left the queue, which decides what its FIFO group
+/// does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Left {
+    /// Acknowledged: the group goes on.
+    Yes,
+    /// It stays on the queue and will be delivered again first: the messages of its group
+    /// behind it must not run before it.
+    No,
+    /// A dead-letter call is on its way; its outcome continues the group.
+    Pending,
 }
 
 /// A receive that completed: the slots it had reserved, what it got, and how many of those
@@ -142,74 +167,138 @@ impl<C: Consumer, B: MessagingBackend> Engine<C, B> {
         }
     }
 
-    /// Runs every accepting consumer on one message.
+    /// Runs every accepting consumer on one message. A consumer that panics is a failure
+    /// of that consumer: the others still run.
     async fn process(&self, envelope: &Envelope) -> Processed {
         let ctx = MessageContext::new(envelope, &self.serializers);
         let manifest = ctx.manifest();
-        let mut failure = None;
+        let mut failure: Option<(ConsumeError, Retry)> = None;
         let mut undecodable = None;
-        let mut duplicates = 0;
-        for consumer in &self.consumers {
+        let (mut duplicates, mut panicked) = (0, 0);
+        for (index, consumer) in self.consumers.iter().enumerate() {
             if !consumer.accepts(manifest) {
                 continue;
             }
-            let key = self.dedup.as_ref().map(|cache| {
-                (
-                    cache,
-                    format!("{}.{}", consumer.name(), envelope.message_id),
-                )
-            });
-            if let Some((cache, key)) = &key {
-                match cache.contains(key).await {
-                    Ok(true) => {
-                        tracing::info!(
-                            consumer = consumer.name(),
-                            "already processed; skipping the duplicate"
-                        );
-                        duplicates += 1;
-                        continue;
-                    }
-                    Ok(false) => {}
-                    Err(error) => {
-                        tracing::warn!(%error, "de-duplication cache lookup failed; processing anyway");
-                    }
+            let ran = AssertUnwindSafe(self.run_consumer(index, consumer, ctx))
+                .catch_unwind()
+                .await;
+            let error = match ran {
+                Ok(Ran::Done) => continue,
+                Ok(Ran::Duplicate) => {
+                    duplicates += 1;
+                    continue;
                 }
+                Ok(Ran::Failed(error)) => error,
+                Err(payload) => {
+                    panicked += 1;
+                    let panic = panic_message(payload);
+                    tracing::error!(consumer = consumer.name(), panic, "handler panicked");
+                    ConsumeError::Handler(HandlerError {
+                        handler: consumer.name(),
+                        source: format!("handler panicked: {panic}").into(),
+                    })
+                }
+            };
+            if let ConsumeError::Decode(_) = error {
+                tracing::error!(consumer = consumer.name(), %error, "cannot decode message");
+                undecodable.get_or_insert(error);
+                continue;
             }
-            match consumer.consume(ctx).await {
-                Ok(()) => {
-                    if let Some((cache, key)) = &key
-                        && let Err(error) = cache.store(key).await
-                    {
-                        tracing::warn!(%error, "could not record the message in the de-duplication cache");
-                    }
+            tracing::error!(consumer = consumer.name(), %error, "handler failed");
+            let retry = match &error {
+                ConsumeError::Handler(HandlerError { source, .. }) => {
+                    Failure::retry_of(source.as_ref())
                 }
-                Err(error @ ConsumeError::Decode(_)) => {
-                    tracing::error!(consumer = consumer.name(), %error, "cannot decode message");
-                    undecodable.get_or_insert(error);
-                }
-                Err(error) => {
-                    tracing::error!(consumer = consumer.name(), %error, "handler failed");
-                    failure.get_or_insert(error);
-                }
+                _ => Retry::WithBackoff,
+            };
+            // One consumer refusing a retry must not take it from another that asked for
+            // one: the message is retried if any failed consumer wants it.
+            if failure
+                .as_ref()
+                .is_none_or(|(_, kept)| retry_outranks(retry, *kept))
+            {
+                failure = Some((error, retry));
             }
         }
         let outcome = match (failure, undecodable) {
-            (Some(error), _) => {
-                let retry = match &error {
-                    ConsumeError::Handler(HandlerError { source, .. }) => {
-                        Failure::retry_of(source.as_ref())
-                    }
-                    _ => Retry::WithBackoff,
-                };
-                Outcome::Failed { error, retry }
-            }
+            (Some((error, retry)), _) => Outcome::Failed { error, retry },
             (None, Some(error)) => Outcome::Undecodable { error },
             (None, None) => Outcome::Succeeded,
         };
         Processed {
             outcome,
             duplicates,
+            panicked,
         }
+    }
+
+    /// Runs one consumer on one message, skipping it when the de-duplication cache says it
+    /// already completed the message, and recording it there when it completes.
+    async fn run_consumer(&self, index: usize, consumer: &C, ctx: MessageContext<'_>) -> Ran {
+        let key = self
+            .dedup
+            .as_ref()
+            .map(|cache| (cache, self.dedup_key(index, ctx.message_id())));
+        if let Some((cache, key)) = &key {
+            match cache.contains(key).await {
+                Ok(true) => {
+                    tracing::info!(
+                        consumer = consumer.name(),
+                        "already processed; skipping the duplicate"
+                    );
+                    return Ran::Duplicate;
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "de-duplication cache lookup failed; processing anyway");
+                }
+            }
+        }
+        if let Err(error) = consumer.consume(ctx).await {
+            return Ran::Failed(error);
+        }
+        if let Some((cache, key)) = &key
+            && let Err(error) = cache.store(key).await
+        {
+            tracing::warn!(%error, "could not record the message in the de-duplication cache");
+        }
+        Ran::Done
+    }
+
+    /// The de-duplication key of consumer `index` for a message: `<name>.<message id>`, as
+    /// Python Melange writes it. Consumers of one handler that share a name (a listener's
+    /// name is its type's last path segment) are told apart by their place among those
+    /// namesakes, `<name>#2.<message id>` for the second: one key for both would skip the
+    /// second on every message the first completed.
+    fn dedup_key(&self, index: usize, message_id: &str) -> String {
+        let name = self.consumers[index].name();
+        let namesakes_before = self.consumers[..index]
+            .iter()
+            .filter(|consumer| consumer.name() == name)
+            .count();
+        if namesakes_before == 0 {
+            format!("{name}.{message_id}")
+        } else {
+            format!("{name}#{}.{message_id}", namesakes_before + 1)
+        }
+    }
+}
+
+/// What one consumer did with a message.
+enum Ran {
+    Done,
+    Duplicate,
+    Failed(ConsumeError),
+}
+
+/// Whether a consumer's `retry` should decide the message's fate over the `kept` one of an
+/// earlier failed consumer: any retry over none, the backoff over a fixed delay (it is at
+/// capped, and was configured for this consumer), and the shorter of two fixed delays.
+fn retry_outranks(retry: Retry, kept: Retry) -> bool {
+    match (retry, kept) {
+        (Retry::Never, _) | (_, Retry::WithBackoff) => false,
+        (_, Retry::Never) | (Retry::WithBackoff, _) => true,
+        (Retry::After(delay), Retry::After(kept)) => delay < kept,
     }
 }
 
@@ -239,6 +328,10 @@ struct Run<'e, C, B> {
     heartbeats: BinaryHeap<Reverse<(Instant, u64)>>,
     /// FIFO: for each group with a running message, the messages waiting behind it.
     groups: HashMap<Arc<str>, VecDeque<(u64, Envelope)>>,
+    /// FIFO: groups whose first message in the batch being taken in stays on the queue
+    /// unsettled. The server delivers it again first, so the rest of its group in the batch
+    /// is handed back rather than run ahead of it.
+    held_back: Vec<Arc<str>>,
 
     acks: Vec<ReceiptHandle>,
     acks_since: Option<Instant>,
@@ -279,6 +372,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             leases: HashMap::default(),
             heartbeats: BinaryHeap::new(),
             groups: HashMap::new(),
+            held_back: Vec::new(),
             acks: Vec::new(),
             acks_since: None,
             releases: Vec::new(),
@@ -519,7 +613,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 let pause = self.error_backoff;
                 tracing::warn!(queue = self.queue, %error, ?pause, "receive failed; retrying after a pause");
                 self.paused_until = Some(Instant::now() + pause);
-                self.error_backoff = (pause * 2).min(MAX_ERROR_BACKOFF);
+                self.error_backoff = pause.saturating_mul(2).min(MAX_ERROR_BACKOFF);
                 return;
             }
             Err(error) => {
@@ -545,9 +639,23 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         self.summary.received += batch.len() as u64;
         self.metrics.received.increment(batch.len() as u64);
         let now = Instant::now();
+        self.held_back.clear();
         for item in batch {
-            match item {
-                Ok(envelope) => self.admit(envelope, now),
+            let delivery = match &item {
+                Ok(envelope) => &envelope.delivery,
+                Err(malformed) => &malformed.delivery,
+            };
+            let group = delivery.message_group_id.clone().filter(|_| self.info.fifo);
+            if let Some(group) = &group
+                && self.held_back.contains(group)
+            {
+                self.summary.released += 1;
+                self.releases
+                    .push((delivery.receipt.clone(), Duration::ZERO));
+                continue;
+            }
+            let left = match item {
+                Ok(envelope) => self.admit(envelope, group.clone(), now),
                 Err(malformed) => {
                     let reason = malformed.error.to_string();
                     self.poison(
@@ -557,15 +665,19 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                         None,
                         self.options.undecodable,
                         &reason,
-                    );
+                    )
                 }
+            };
+            if let (Left::No, Some(group)) = (left, group) {
+                self.held_back.push(group);
             }
         }
     }
 
     /// Takes a received message: poison is settled at once, without taking a slot; the rest
     /// gets a lease and runs, or waits behind the running message of its FIFO group.
-    fn admit(&mut self, envelope: Envelope, now: Instant) {
+    /// Returns `Left::No` only for poison that stays on the queue.
+    fn admit(&mut self, envelope: Envelope, group: Option<Arc<str>>, now: Instant) -> Left {
         let manifest = envelope.manifest.as_deref();
         let reason = if !self.engine.consumers.iter().any(|c| c.accepts(manifest)) {
             Some((
@@ -583,7 +695,13 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             let receipt = envelope.delivery.receipt.clone();
             let id = envelope.message_id.clone();
             let manifest = envelope.manifest.clone();
-            self.poison(
+            // While it is being dead-lettered, its group is taken: the messages behind it
+            // wait for the outcome (a free group is taken for that time only).
+            let free_group = group.filter(|group| !self.groups.contains_key(group));
+            if let Some(group) = &free_group {
+                self.groups.insert(group.clone(), VecDeque::new());
+            }
+            let left = self.poison(
                 &id,
                 manifest.as_deref(),
                 receipt,
@@ -591,16 +709,16 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 outcome,
                 &reason,
             );
-            return;
+            if let Some(group) = free_group
+                && left != Left::Pending
+            {
+                self.groups.remove(&group);
+            }
+            return left;
         }
 
         let id = self.next_id;
         self.next_id += 1;
-        let group = envelope
-            .delivery
-            .message_group_id
-            .clone()
-            .filter(|_| self.info.fifo);
         let lease = Lease {
             receipt: envelope.delivery.receipt.clone(),
             received_at: now,
@@ -615,7 +733,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 Some(finished) => self.finished_at_once.push_back((finished, Some(lease))),
                 None => self.hold(id, lease),
             }
-            return;
+            return Left::Yes;
         };
         // A FIFO message's lease goes into the table at once: it may wait behind its group,
         // and the table is what releases it if the group's running message is not settled.
@@ -627,6 +745,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 self.start(id, envelope);
             }
         }
+        Left::Yes
     }
 
     /// Puts a lease into the table, with its first heartbeat scheduled.
@@ -671,10 +790,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         );
         let mut handler: BoxFuture<'e, Finished> = Box::pin(
             async move {
-                let processed = AssertUnwindSafe(engine.process(&envelope))
-                    .catch_unwind()
-                    .await
-                    .map_err(panic_message);
+                let processed = engine.process(&envelope).await;
                 Finished {
                     id,
                     envelope,
@@ -713,25 +829,9 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         } = finished;
         let elapsed = now.saturating_duration_since(lease.started);
         self.metrics.handler_seconds.record(elapsed.as_secs_f64());
-        let outcome = match processed {
-            Ok(processed) => {
-                self.summary.duplicates += processed.duplicates;
-                processed.outcome
-            }
-            Err(panic) => {
-                tracing::error!(queue = self.queue, message_id = %envelope.message_id, panic, "handler panicked");
-                self.summary.panicked += 1;
-                let error = ConsumeError::Handler(HandlerError {
-                    handler: "<panicked>",
-                    source: format!("handler panicked: {panic}").into(),
-                });
-                Outcome::Failed {
-                    error,
-                    retry: Retry::WithBackoff,
-                }
-            }
-        };
-        let settled = match outcome {
+        self.summary.duplicates += processed.duplicates;
+        self.summary.panicked += processed.panicked;
+        let settled = match processed.outcome {
             Outcome::Succeeded => {
                 self.summary.succeeded += 1;
                 self.metrics.handled.increment(1);
@@ -741,7 +841,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                     elapsed,
                 });
                 self.acknowledge(lease.receipt.clone());
-                true
+                Left::Yes
             }
             Outcome::Undecodable { error } => {
                 let reason = error.to_string();
@@ -757,22 +857,26 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                     &reason,
                 )
             }
-            Outcome::Failed { error, retry } => self.fail(&envelope, &lease, &error, retry),
+            Outcome::Failed { error, retry } => self.fail(&envelope, &lease, &error, retry, now),
         };
         if let Some(group) = lease.group {
-            self.continue_group(group, settled);
+            match settled {
+                Left::Yes => self.continue_group(group, true),
+                Left::No => self.continue_group(group, false),
+                Left::Pending => {}
+            }
         }
     }
 
-    /// Settles a failed message; returns whether it left the queue (acknowledged or
-    /// dead-lettered).
+    /// Settles a failed message; returns whether it left the queue.
     fn fail(
         &mut self,
         envelope: &Envelope,
         lease: &Lease,
         error: &ConsumeError,
         retry: Retry,
-    ) -> bool {
+        now: Instant,
+    ) -> Left {
         self.summary.failed += 1;
         self.metrics.failed.increment(1);
         let receive_count = envelope.delivery.receive_count;
@@ -780,28 +884,32 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         let settled = match (self.options.ack_policy, retry) {
             (AckPolicy::Always, _) => {
                 self.acknowledge(lease.receipt.clone());
-                true
+                Left::Yes
             }
-            (AckPolicy::Early, _) => true,
+            (AckPolicy::Early, _) => Left::Yes,
             (AckPolicy::AfterSuccess, Retry::Never) => match self.options.no_retry {
                 NoRetryOutcome::Discard => {
                     self.acknowledge(lease.receipt.clone());
-                    true
+                    Left::Yes
                 }
                 NoRetryOutcome::DeadLetter => self.dead_letter(envelope.clone()),
             },
             (AckPolicy::AfterSuccess, Retry::After(delay)) => {
-                retry_in = Some(delay.min(MAX_VISIBILITY_TIMEOUT));
-                false
+                retry_in = Some(delay);
+                Left::No
             }
             (AckPolicy::AfterSuccess, Retry::WithBackoff) => {
                 retry_in = self
                     .options
                     .retry_backoff
                     .map(|backoff| retry_delay(backoff, receive_count, &envelope.message_id));
-                false
+                Left::No
             }
         };
+        // The server refuses a visibility change ending more than 12 hours after the
+        // receive, and the message would then come back at its current deadline, within
+        // seconds: a longer delay is shortened to what is left of the 12 hours.
+        let retry_in = retry_in.map(|delay| delay.min(visibility_left(lease.received_at, now)));
         if let Some(delay) = retry_in {
             self.summary.retried += 1;
             self.metrics.retried.increment(1);
@@ -835,7 +943,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         envelope: Option<Envelope>,
         outcome: PoisonOutcome,
         reason: &str,
-    ) -> bool {
+    ) -> Left {
         self.summary.poison += 1;
         self.metrics.poison.increment(1);
         tracing::error!(
@@ -852,13 +960,13 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             reason,
         });
         match (self.options.ack_policy, outcome, envelope) {
-            (AckPolicy::Early, _, _) => true,
+            (AckPolicy::Early, _, _) => Left::Yes,
             (AckPolicy::Always, _, _) | (_, PoisonOutcome::Discard, _) => {
                 self.acknowledge(receipt);
-                true
+                Left::Yes
             }
             (_, PoisonOutcome::DeadLetter, Some(envelope)) => self.dead_letter(envelope),
-            _ => false,
+            _ => Left::No,
         }
     }
 
@@ -880,6 +988,11 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 self.release_lease(id);
             }
         }
+        // A batch being taken in may hold more of the group (a dead-letter call that
+        // failed at once, while its batch is admitted).
+        if !settled {
+            self.held_back.push(group);
+        }
     }
 
     /// Makes a leased message visible at once and forgets it.
@@ -898,13 +1011,19 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         self.acks_since.get_or_insert_with(Instant::now);
     }
 
-    /// Copies the message to the dead-letter queue, then deletes it. Returns false (and
-    /// leaves the message to the visibility timeout) when the queue has none.
-    fn dead_letter(&mut self, envelope: Envelope) -> bool {
+    /// Copies the message to the dead-letter queue, then deletes it; its FIFO group goes on
+    /// when that is done. Returns `Left::No` (and leaves the message to the visibility
+    /// timeout) when the queue has none.
+    fn dead_letter(&mut self, envelope: Envelope) -> Left {
         let Some(policy) = self.info.dead_letter.clone() else {
             tracing::warn!(queue = self.queue, message_id = %envelope.message_id, "no dead-letter queue; the message is left to its visibility timeout");
-            return false;
+            return Left::No;
         };
+        let group = envelope
+            .delivery
+            .message_group_id
+            .clone()
+            .filter(|_| self.info.fifo);
         let (backend, queue) = (&self.engine.backend, self.queue);
         self.engine.emit(ConsumerEvent::DeadLettered {
             message_id: &envelope.message_id,
@@ -913,15 +1032,13 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         self.call(Box::pin(async move {
             let receipt = envelope.delivery.receipt.clone();
             let copy = dead_letter_copy(&envelope, &policy.queue);
-            if let Err(error) = backend.publish_to_queue(&policy.queue, copy).await {
-                return IoDone::Failed(error);
-            }
-            match backend.acknowledge(queue, &receipt).await {
-                Ok(()) => IoDone::DeadLettered,
-                Err(error) => IoDone::Failed(error),
-            }
+            let result = match backend.publish_to_queue(&policy.queue, copy).await {
+                Ok(_) => backend.acknowledge(queue, &receipt).await,
+                Err(error) => Err(error),
+            };
+            IoDone::DeadLettered { result, group }
         }));
-        true
+        Left::Pending
     }
 
     /// Makes a backend call on the side. Its first poll is here: a call that completes at
@@ -936,9 +1053,18 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
     fn on_io(&mut self, done: IoDone) {
         match done {
             IoDone::Acknowledged(count) => self.summary.acknowledged += count,
-            IoDone::DeadLettered => {
-                self.summary.dead_lettered += 1;
-                self.metrics.dead_lettered.increment(1);
+            IoDone::DeadLettered { result, group } => {
+                let moved = result.is_ok();
+                match result {
+                    Ok(()) => {
+                        self.summary.dead_lettered += 1;
+                        self.metrics.dead_lettered.increment(1);
+                    }
+                    Err(error) => self.on_io(IoDone::Failed(error)),
+                }
+                if let Some(group) = group {
+                    self.continue_group(group, moved);
+                }
             }
             IoDone::Failed(error @ BackendError::QueueDoesNotExist { .. }) => {
                 tracing::error!(queue = self.queue, %error, "queue gone; stopping");
@@ -949,6 +1075,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             IoDone::Failed(error) => {
                 tracing::warn!(queue = self.queue, %error, "backend call failed; affected messages will be delivered again");
             }
+            IoDone::Extended { retry } => self.retry_heartbeats(retry),
             IoDone::Done => {}
         }
     }
@@ -979,8 +1106,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             if lease.next_heartbeat != Some(at) {
                 continue;
             }
-            let left = (lease.received_at + MAX_VISIBILITY_TIMEOUT).saturating_duration_since(now);
-            let timeout = self.visibility.min(left);
+            let timeout = self.visibility.min(visibility_left(lease.received_at, now));
             if timeout.is_zero() {
                 lease.next_heartbeat = None;
                 continue;
@@ -988,10 +1114,56 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             let next = now + timeout.mul_f64(fraction);
             lease.next_heartbeat = Some(next);
             self.heartbeats.push(Reverse((next, id)));
-            due.push((lease.receipt.clone(), timeout));
+            due.push((id, lease.receipt.clone(), timeout));
         }
         for chunk in due.chunks(BATCH) {
-            self.change_visibility(chunk.to_vec());
+            self.extend(chunk.to_vec());
+        }
+    }
+
+    /// Sends one batch of heartbeats; the leases whose extension may succeed if sent again
+    /// come back in `IoDone::Extended`.
+    fn extend(&mut self, due: Vec<(u64, ReceiptHandle, Duration)>) {
+        let (backend, queue) = (&self.engine.backend, self.queue);
+        self.call(Box::pin(async move {
+            let entries: Vec<(ReceiptHandle, Duration)> = due
+                .iter()
+                .map(|(_, receipt, timeout)| (receipt.clone(), *timeout))
+                .collect();
+            let retry = match backend.change_visibility_batch(queue, &entries).await {
+                Ok(results) => due
+                    .iter()
+                    .zip(results)
+                    .filter_map(|((id, _, _), result)| {
+                        let error = result.err()?;
+                        tracing::warn!(queue, %error, "heartbeat failed");
+                        error.is_transient().then_some(*id)
+                    })
+                    .collect(),
+                Err(error) => {
+                    tracing::warn!(queue, %error, "heartbeats failed");
+                    if error.is_transient() {
+                        due.iter().map(|(id, _, _)| *id).collect()
+                    } else {
+                        Vec::new()
+                    }
+                }
+            };
+            IoDone::Extended { retry }
+        }));
+    }
+
+    /// Heartbeats that failed for a reason that may pass are sent again soon, rather than
+    /// a whole heartbeat interval later, when the visibility may have run out.
+    fn retry_heartbeats(&mut self, ids: Vec<u64>) {
+        let at = Instant::now() + HEARTBEAT_RETRY;
+        for id in ids {
+            if let Some(lease) = self.leases.get_mut(&id)
+                && lease.next_heartbeat.is_some_and(|next| next > at)
+            {
+                lease.next_heartbeat = Some(at);
+                self.heartbeats.push(Reverse((at, id)));
+            }
         }
     }
 
@@ -1143,6 +1315,16 @@ async fn acknowledge_early<B: MessagingBackend>(
         .collect()
 }
 
+/// How far from `now` a received message's visibility can still be set: SQS counts its
+/// 12-hour limit from the receive, which the server saw a little before `received_at` (the
+/// response's trip), so a margin keeps a change near the limit from being refused.
+fn visibility_left(received_at: Instant, now: Instant) -> Duration {
+    const MARGIN: Duration = Duration::from_secs(30);
+    (received_at + MAX_VISIBILITY_TIMEOUT)
+        .saturating_duration_since(now)
+        .saturating_sub(MARGIN)
+}
+
 /// The delay before retry number `receive_count`: exponential, capped, with jitter derived
 /// from the message id (so it differs between messages without a random number generator).
 fn retry_delay(backoff: RetryBackoff, receive_count: u32, message_id: &str) -> Duration {
@@ -1151,7 +1333,7 @@ fn retry_delay(backoff: RetryBackoff, receive_count: u32, message_id: &str) -> D
     let mut hasher = DefaultHasher::new();
     (message_id, receive_count).hash(&mut hasher);
     let jitter = 0.5 + (hasher.finish() % 1000) as f64 / 2000.0;
-    delay.mul_f64(jitter).min(MAX_VISIBILITY_TIMEOUT)
+    delay.min(MAX_VISIBILITY_TIMEOUT).mul_f64(jitter)
 }
 
 /// The message as it goes to the dead-letter queue: the same content and attributes.

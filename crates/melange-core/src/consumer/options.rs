@@ -1,5 +1,9 @@
 use std::time::Duration;
 
+/// Longer than any process runs. Durations are capped at it, so "never" can be written as
+/// `Duration::MAX` and the consume loop can add any of them to the clock without overflow.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 /// When a consumer handler acknowledges (deletes) a message, as in Python Melange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -170,7 +174,7 @@ impl ConsumerOptions {
     /// Pause after a transient backend error (unreachable, throttled) before receiving again;
     /// 1 s by default, doubled on each consecutive error up to 30 s.
     pub fn error_backoff(mut self, backoff: Duration) -> Self {
-        self.error_backoff = backoff;
+        self.error_backoff = backoff.min(FOREVER);
         self
     }
 
@@ -216,16 +220,17 @@ impl ConsumerOptions {
     }
 
     /// Acknowledgements are sent in batches of 10, or after this long (200 ms by default),
-    /// whichever comes first, and always on shutdown.
+    /// whichever comes first, and always on shutdown. `Duration::MAX`: only full batches,
+    /// and the rest on shutdown.
     pub fn ack_flush_interval(mut self, interval: Duration) -> Self {
-        self.ack_flush_interval = interval;
+        self.ack_flush_interval = interval.min(FOREVER);
         self
     }
 
     /// On shutdown, how long running handlers may take to finish before they are cancelled
-    /// and their messages released (30 s by default).
+    /// and their messages released (30 s by default). `Duration::MAX`: never cancelled.
     pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
-        self.shutdown_deadline = deadline;
+        self.shutdown_deadline = deadline.min(FOREVER);
         self
     }
 
