@@ -1171,3 +1171,25 @@ async fn a_failed_heartbeat_is_sent_again_before_the_visibility_runs_out() {
         "first extension at {first:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_event_hook_that_panics_does_not_stop_the_loop() {
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    publish_jobs(&backend, (0..3).map(|id| Job::new(id, 10, "ok"))).await;
+    let worker = Arc::new(Worker::default());
+    let summary = handler(
+        &worker,
+        backend.clone(),
+        ConsumerOptions::default().stop_when_idle(Duration::from_secs(1)),
+    )
+    .on_event(|event| {
+        if let ConsumerEvent::Handled { message_id, .. } = event {
+            panic!("hook bug on {message_id}");
+        }
+    })
+    .consume_loop(QUEUE)
+    .await
+    .unwrap();
+    assert_eq!((summary.succeeded, summary.acknowledged), (3, 3));
+    assert!(queue_is_empty(&backend, QUEUE).await);
+}

@@ -161,9 +161,17 @@ impl<C: Consumer, B: MessagingBackend> Engine<C, B> {
         run.drive().await
     }
 
+    /// Calls the event hook. A hook that panics loses its event, not the consume loop (and
+    /// with it the acknowledgements it holds and the handlers it runs).
     fn emit(&self, event: ConsumerEvent<'_>) {
-        if let Some(hook) = &self.hook {
-            hook(&event);
+        if let Some(hook) = &self.hook
+            && let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| hook(&event)))
+        {
+            tracing::error!(
+                panic = panic_message(payload),
+                ?event,
+                "event hook panicked"
+            );
         }
     }
 

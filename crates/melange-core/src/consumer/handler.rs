@@ -95,7 +95,8 @@ macro_rules! handler_methods {
         }
 
         /// Calls `hook` for every [`ConsumerEvent`]: handled, failed, unprocessable,
-        /// dead-lettered messages. It runs on the consume loop: keep it short.
+        /// dead-lettered messages. It runs on the consume loop: keep it short. A panic in it
+        /// is logged and the loop goes on.
         pub fn on_event(
             mut self,
             hook: impl Fn(&ConsumerEvent<'_>) + Send + Sync + 'static,
