@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use melange::sqs::ElasticMqBackend;
 use melange::sqs::aws_sdk_sqs::types::MessageAttributeValue;
-use melange::{InMemoryBackend, MessagingBackend, OutgoingMessage, QueueSpec, SerializerRegistry};
+use melange::{
+    InMemoryBackend, MessagingBackend, OutgoingMessage, PublishOptions, QueuePublisher, QueueSpec,
+    SerializerRegistry,
+};
 
 use crate::support::{assert_empty, options, receive_all, receive_envelopes, unique};
 
@@ -237,6 +240,52 @@ async fn fifo_order<B: Harness>(backend: B) {
     assert_empty(&backend, &queue, Duration::from_secs(1)).await;
 }
 
+/// What Python Melange does: a publish without a deduplication id is never dropped as a
+/// duplicate of an earlier message with the same content, while one that reuses an id is.
+async fn fifo_publisher_keeps_equal_messages<B: Harness>(backend: B) {
+    #[derive(serde::Serialize, serde::Deserialize, melange::Message)]
+    struct Increment {
+        by: u32,
+    }
+    let queue = format!("{}.fifo", unique("conf-fifo-pub"));
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
+    let publisher = QueuePublisher::new(SerializerRegistry::default(), backend.clone());
+    let group = PublishOptions::default().message_group_id("counter");
+    for _ in 0..2 {
+        publisher
+            .publish_with(&queue, &Increment { by: 1 }, group.clone())
+            .await
+            .unwrap();
+    }
+    let same_id = group.deduplication_id("increment-once");
+    for _ in 0..2 {
+        publisher
+            .publish_with(&queue, &Increment { by: 2 }, same_id.clone())
+            .await
+            .unwrap();
+    }
+    let mut contents = Vec::new();
+    while contents.len() < 3 {
+        let received = receive_envelopes(&backend, &queue, 1, LONG).await;
+        assert!(
+            !received.is_empty(),
+            "FIFO queue ran dry after {contents:?}"
+        );
+        for envelope in received {
+            contents.push(envelope.content.to_string());
+            backend
+                .acknowledge(&queue, &envelope.delivery.receipt)
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(contents, [r#"{"by":1}"#, r#"{"by":1}"#, r#"{"by":2}"#]);
+    assert_empty(&backend, &queue, Duration::from_secs(1)).await;
+}
+
 async fn topic_fan_out_with_filter<B: Harness>(backend: B) {
     let topic = unique("conf-topic");
     let filtered = unique("conf-filtered");
@@ -418,6 +467,7 @@ conformance!(
     redelivery_after_visibility_timeout,
     redrive_to_dead_letter_queue,
     fifo_order,
+    fifo_publisher_keeps_equal_messages,
     topic_fan_out_with_filter,
     batch_publish_and_acknowledge,
     unknown_manifest_arrives_intact,

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::backend::{BatchResult, MessagingBackend};
+use crate::backend::{BatchResult, MessagingBackend, is_fifo_name};
 use crate::envelope::OutgoingMessage;
 use crate::error::{BackendError, SerializationError};
 use crate::message::Message;
@@ -35,8 +35,11 @@ impl PublishOptions {
         self
     }
 
-    /// FIFO queues and topics: the deduplication id (content-based deduplication applies
-    /// without one, when the queue has it on).
+    /// FIFO queues and topics: the deduplication id. Without one the publisher gives each
+    /// publish a fresh id, as Python Melange does: two messages with the same content are
+    /// two messages, where the queue's content-based deduplication would keep only the
+    /// first of those sent within five minutes. Set one (an order number, say) to have
+    /// SQS drop a message published again.
     pub fn deduplication_id(mut self, id: impl Into<String>) -> Self {
         self.deduplication_id = Some(id.into());
         self
@@ -74,18 +77,24 @@ pub enum PublishError {
     Backend(#[from] BackendError),
 }
 
+/// Serializes a message for `target` with its options.
 fn encode<T: Message>(
     serializers: &SerializerRegistry,
+    target: &str,
     message: &T,
     options: PublishOptions,
 ) -> Result<OutgoingMessage, SerializationError> {
     let mut outgoing = serializers.serialize(message)?;
     options.apply(&mut outgoing);
+    if outgoing.deduplication_id.is_none() && is_fifo_name(target) {
+        outgoing.deduplication_id = Some(fresh_deduplication_id());
+    }
     Ok(outgoing)
 }
 
 fn encode_all<'m, T: Message>(
     serializers: &SerializerRegistry,
+    target: &str,
     messages: impl IntoIterator<Item = (&'m T, PublishOptions)>,
 ) -> Result<Vec<OutgoingMessage>, SerializationError> {
     // Collecting into `Result<Vec<_>, _>` loses the size hint and grows the vector a few
@@ -93,9 +102,16 @@ fn encode_all<'m, T: Message>(
     let messages = messages.into_iter();
     let mut outgoing = Vec::with_capacity(messages.size_hint().0);
     for (message, options) in messages {
-        outgoing.push(encode(serializers, message, options)?);
+        outgoing.push(encode(serializers, target, message, options)?);
     }
     Ok(outgoing)
+}
+
+/// A deduplication id no other publish uses: 128 random bits in hex (Python Melange sends a
+/// random UUID). The SDK's own retries resend the same request, id included, so a retried
+/// send is still dropped as the duplicate it is.
+fn fresh_deduplication_id() -> String {
+    format!("{:032x}", fastrand::u128(..))
 }
 
 /// Publishes typed messages to queues, as Python Melange's `QueuePublisher`.
@@ -150,7 +166,7 @@ impl<B: MessagingBackend> QueuePublisher<B> {
         message: &T,
         options: PublishOptions,
     ) -> Result<String, PublishError> {
-        let outgoing = encode(&self.serializers, message, options)?;
+        let outgoing = encode(&self.serializers, queue, message, options)?;
         Ok(self.backend.publish_to_queue(queue, outgoing).await?)
     }
 
@@ -171,7 +187,7 @@ impl<B: MessagingBackend> QueuePublisher<B> {
         queue: &str,
         messages: impl IntoIterator<Item = (&'m T, PublishOptions)>,
     ) -> Result<BatchResult<String>, PublishError> {
-        let outgoing = encode_all(&self.serializers, messages)?;
+        let outgoing = encode_all(&self.serializers, queue, messages)?;
         Ok(self.backend.publish_batch_to_queue(queue, outgoing).await?)
     }
 }
@@ -210,7 +226,7 @@ impl<B: MessagingBackend> TopicPublisher<B> {
         message: &T,
         options: PublishOptions,
     ) -> Result<String, PublishError> {
-        let outgoing = encode(&self.serializers, message, options)?;
+        let outgoing = encode(&self.serializers, topic, message, options)?;
         Ok(self.backend.publish_to_topic(topic, outgoing).await?)
     }
 
@@ -231,7 +247,7 @@ impl<B: MessagingBackend> TopicPublisher<B> {
         topic: &str,
         messages: impl IntoIterator<Item = (&'m T, PublishOptions)>,
     ) -> Result<BatchResult<String>, PublishError> {
-        let outgoing = encode_all(&self.serializers, messages)?;
+        let outgoing = encode_all(&self.serializers, topic, messages)?;
         Ok(self.backend.publish_batch_to_topic(topic, outgoing).await?)
     }
 }
