@@ -667,6 +667,134 @@ async fn unreachable_servers_are_unavailable() {
     assert!(error.is_transient());
 }
 
+/// A server that answers every request with one canned HTTP response, to see how the SDK
+/// reports what only AWS (or a proxy in front of it) sends; its endpoint URL.
+async fn canned_server(
+    status: &'static str,
+    content_type: &'static str,
+    extra_header: &'static str,
+    body: &'static str,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                // Read the request head and its body, then answer and close.
+                let mut request = Vec::new();
+                let mut chunk = [0; 4096];
+                let head_end = loop {
+                    if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break end + 4;
+                    }
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&request[..head_end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .and_then(|value| value.trim().parse().ok())
+                    .unwrap_or(0);
+                while request.len() < head_end + length {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\n{extra_header}\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The messages of an error and of its sources, outermost first.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    std::iter::successors(Some(error), |e| (*e).source())
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn kms_throttling_is_transient_as_the_sdks_report_it() {
+    // SQS answers in JSON and names the query code in `x-amzn-query-error`.
+    let sqs = canned_server(
+        "400 Bad Request",
+        "application/x-amz-json-1.0",
+        "x-amzn-query-error: KMS.ThrottlingException;Sender\r\n",
+        r#"{"__type":"com.amazonaws.sqs#KmsThrottled","message":"Rate exceeded"}"#,
+    )
+    .await;
+    let backend = ElasticMqBackend::from_endpoint(sqs).unwrap();
+    let error = backend.get_queue("orders").await.unwrap_err();
+    assert!(
+        matches!(&error, BackendError::Throttled { target, .. } if target == "orders"),
+        "{error:?}"
+    );
+    assert!(error.is_transient());
+
+    // SNS answers in XML with its own code.
+    let sns = canned_server(
+        "400 Bad Request",
+        "text/xml",
+        "",
+        r#"<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>Sender</Type><Code>KMSThrottling</Code><Message>Rate exceeded</Message></Error><RequestId>1</RequestId></ErrorResponse>"#,
+    )
+    .await;
+    let backend = ElasticMqBackend::from_endpoint(sns).unwrap();
+    let error = backend
+        .publish_to_topic("events", message("{}", "json"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, BackendError::Throttled { target, .. } if target == "events"),
+        "{error:?}"
+    );
+    assert!(error.is_transient());
+}
+
+#[tokio::test]
+async fn a_proxys_error_page_is_transient_and_names_its_status() {
+    let proxy = canned_server(
+        "502 Bad Gateway",
+        "text/html",
+        "",
+        "<html><body><h1>502 Bad Gateway</h1></body></html>",
+    )
+    .await;
+    let backend = ElasticMqBackend::from_endpoint(proxy).unwrap();
+    let error = backend.get_queue("orders").await.unwrap_err();
+    assert!(
+        matches!(&error, BackendError::Unavailable { target, .. } if target == "orders"),
+        "{error:?}"
+    );
+    assert!(error.is_transient());
+    let messages = error_chain(&error);
+    assert!(
+        messages.iter().any(|m| m.contains("HTTP 502")),
+        "{messages:?}"
+    );
+    let error = backend
+        .publish_to_topic("events", message("{}", "json"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, BackendError::Unavailable { target, .. } if target == "events"),
+        "{error:?}"
+    );
+}
+
 // ----- golden vectors -----
 
 fn vectors() -> Vec<(String, Value)> {

@@ -4,6 +4,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 
+use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use melange_core::error::{BackendError, BoxError};
 
@@ -54,7 +55,10 @@ pub(crate) fn classify_code(code: &str, message: Option<&str>) -> Class {
         | "MissingAuthenticationToken"
         | "ExpiredToken"
         | "KmsAccessDenied"
-        | "KMSAccessDeniedException" => Class::AccessDenied,
+        | "KMSAccessDeniedException"
+        // As the SDKs report them: SQS's query code and SNS's.
+        | "KMS.AccessDeniedException"
+        | "KMSAccessDenied" => Class::AccessDenied,
         "Throttling"
         | "ThrottlingException"
         | "ThrottledException"
@@ -62,6 +66,9 @@ pub(crate) fn classify_code(code: &str, message: Option<&str>) -> Class {
         | "AWS.SimpleQueueService.RequestThrottled"
         | "KmsThrottled"
         | "KMSThrottlingException"
+        // As the SDKs report them: SQS's query code and SNS's.
+        | "KMS.ThrottlingException"
+        | "KMSThrottling"
         | "OverLimit"
         | "TooManyRequestsException" => Class::Throttled,
         "ServiceUnavailable"
@@ -109,8 +116,9 @@ pub(crate) fn classify_code(code: &str, message: Option<&str>) -> Class {
 }
 
 /// Classifies an SDK error: transport problems and timeouts are [`Class::Unavailable`],
-/// service errors go by their code.
-pub(crate) fn classify<E, R>(error: &SdkError<E, R>) -> Class
+/// service errors go by their code, and by their HTTP status when the code is unknown or
+/// missing (a proxy's 502 page has none): a 5xx is the server's fault and worth retrying.
+pub(crate) fn classify<E>(error: &SdkError<E, HttpResponse>) -> Class
 where
     E: ProvideErrorMetadata,
 {
@@ -123,13 +131,61 @@ where
         }
         SdkError::ServiceError(service) => {
             let err = service.err();
+            let status = service.raw().status();
             match err.code() {
-                Some(code) => classify_code(code, err.message()),
-                None => Class::Service("Unknown".to_owned()),
+                Some(code) => match classify_code(code, err.message()) {
+                    Class::Service(_) if status.is_server_error() => Class::Unavailable,
+                    class => class,
+                },
+                None => classify_status(status.as_u16()),
             }
         }
         _ => Class::Service("Unknown".to_owned()),
     }
+}
+
+/// Classifies a service error response that carried no error code, by its HTTP status.
+fn classify_status(status: u16) -> Class {
+    match status {
+        429 => Class::Throttled,
+        500..=599 => Class::Unavailable,
+        _ => Class::Service(format!("HTTP {status}")),
+    }
+}
+
+/// A service error response without an error code (an empty body, or a proxy's HTML page),
+/// named by its HTTP status, since the SDK error alone says only "service error".
+#[derive(Debug, thiserror::Error)]
+#[error("HTTP {status} response without an AWS error code")]
+pub struct UncodedResponse {
+    /// The HTTP status of the response.
+    pub status: u16,
+    /// The SDK error.
+    #[source]
+    source: BoxError,
+}
+
+/// Classifies an SDK error and boxes it as the source of the [`BackendError`], wrapped in
+/// [`UncodedResponse`] when the response had no error code.
+fn classify_boxed<E>(error: SdkError<E, HttpResponse>) -> (Class, BoxError)
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    let class = classify(&error);
+    let uncoded = match &error {
+        SdkError::ServiceError(service) if service.err().code().is_none() => {
+            Some(service.raw().status().as_u16())
+        }
+        _ => None,
+    };
+    let source: BoxError = match uncoded {
+        Some(status) => Box::new(UncodedResponse {
+            status,
+            source: Box::new(error),
+        }),
+        None => Box::new(error),
+    };
+    (class, source)
 }
 
 /// Builds the [`BackendError`] of a class, with `source` kept.
@@ -175,13 +231,12 @@ pub(crate) fn build(class: Class, target: Target<'_>, source: BoxError) -> Backe
 }
 
 /// Maps an SDK error onto a [`BackendError`], keeping it as the source.
-pub(crate) fn map_sdk<E, R>(error: SdkError<E, R>, target: Target<'_>) -> BackendError
+pub(crate) fn map_sdk<E>(error: SdkError<E, HttpResponse>, target: Target<'_>) -> BackendError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-    R: fmt::Debug + Send + Sync + 'static,
 {
-    let class = classify(&error);
-    build(class, target, Box::new(error))
+    let (class, source) = classify_boxed(error);
+    build(class, target, source)
 }
 
 /// An error shared by several entries of a batch call that failed as a whole.
@@ -208,14 +263,14 @@ pub(crate) struct SharedFailure {
 
 impl SharedFailure {
     /// Classifies an SDK error of a batch call.
-    pub(crate) fn new<E, R>(error: SdkError<E, R>) -> Self
+    pub(crate) fn new<E>(error: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-        R: fmt::Debug + Send + Sync + 'static,
     {
+        let (class, source) = classify_boxed(error);
         Self {
-            class: classify(&error),
-            shared: SharedError(Arc::new(error)),
+            class,
+            shared: SharedError(Arc::from(source)),
         }
     }
 
@@ -272,7 +327,138 @@ pub(crate) fn build_failed(
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_sns::operation::publish::PublishError;
+    use aws_sdk_sqs::error::ErrorMetadata;
+    use aws_sdk_sqs::operation::receive_message::ReceiveMessageError;
+
     use super::*;
+
+    /// An HTTP response as the SDK hands it over with a service error.
+    fn response(status: u16, body: &str) -> HttpResponse {
+        let status = status.try_into().expect("a valid HTTP status");
+        HttpResponse::new(status, body.into())
+    }
+
+    /// A `ReceiveMessage` error with this code (if any), as the SDK builds it.
+    fn sqs_error(
+        code: Option<&str>,
+        status: u16,
+        body: &str,
+    ) -> SdkError<ReceiveMessageError, HttpResponse> {
+        let mut meta = ErrorMetadata::builder();
+        if let Some(code) = code {
+            meta = meta.code(code).message("slow down");
+        }
+        SdkError::service_error(
+            ReceiveMessageError::generic(meta.build()),
+            response(status, body),
+        )
+    }
+
+    /// A `Publish` error with this code, as the SDK builds it.
+    fn sns_error(code: &str, status: u16) -> SdkError<PublishError, HttpResponse> {
+        let meta = ErrorMetadata::builder().code(code).build();
+        SdkError::service_error(PublishError::generic(meta), response(status, ""))
+    }
+
+    /// The messages of an error and of its sources, outermost first.
+    fn chain(error: &(dyn StdError + 'static)) -> Vec<String> {
+        std::iter::successors(Some(error), |e| (*e).source())
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn kms_throttling_as_the_sdks_report_it_is_transient() {
+        // SQS reports its query code (from `x-amzn-query-error`), SNS its own code.
+        let sqs = map_sdk(
+            sqs_error(Some("KMS.ThrottlingException"), 400, ""),
+            Target::Queue("orders"),
+        );
+        assert!(
+            matches!(&sqs, BackendError::Throttled { target, .. } if target == "orders"),
+            "{sqs:?}"
+        );
+        assert!(sqs.is_transient());
+        let sns = map_sdk(sns_error("KMSThrottling", 400), Target::Topic("events"));
+        assert!(
+            matches!(&sns, BackendError::Throttled { target, .. } if target == "events"),
+            "{sns:?}"
+        );
+        assert!(sns.is_transient());
+        assert_eq!(
+            classify_code("KMS.AccessDeniedException", None),
+            Class::AccessDenied
+        );
+        assert_eq!(classify_code("KMSAccessDenied", None), Class::AccessDenied);
+    }
+
+    #[test]
+    fn server_errors_without_a_code_are_transient_and_name_their_status() {
+        for (status, body) in [(503, ""), (502, "<html><h1>502 Bad Gateway</h1></html>")] {
+            let error = map_sdk(sqs_error(None, status, body), Target::Queue("orders"));
+            assert!(
+                matches!(&error, BackendError::Unavailable { target, .. } if target == "orders"),
+                "{error:?}"
+            );
+            assert!(error.is_transient());
+            let messages = chain(&error);
+            assert!(
+                messages
+                    .iter()
+                    .any(|m| m.contains(&format!("HTTP {status}"))),
+                "{messages:?}"
+            );
+            let uncoded = StdError::source(&error)
+                .and_then(|source| source.downcast_ref::<UncodedResponse>())
+                .expect("the source names the status");
+            assert_eq!(uncoded.status, status);
+        }
+        // The same through a batch call's shared failure.
+        let failure = SharedFailure::new(sqs_error(None, 500, ""));
+        let error = failure.to_error(Target::Queue("orders"));
+        assert!(error.is_transient(), "{error:?}");
+        assert!(chain(&error).iter().any(|m| m.contains("HTTP 500")));
+
+        let throttled = map_sdk(sqs_error(None, 429, ""), Target::Queue("q"));
+        assert!(
+            matches!(throttled, BackendError::Throttled { .. }),
+            "{throttled:?}"
+        );
+        // A client error without a code is still permanent, named by its status.
+        let forbidden = map_sdk(sqs_error(None, 403, "<html/>"), Target::Queue("q"));
+        assert!(
+            matches!(&forbidden, BackendError::Service { code, .. } if code == "HTTP 403"),
+            "{forbidden:?}"
+        );
+        assert!(!forbidden.is_transient());
+    }
+
+    #[test]
+    fn unknown_codes_are_transient_only_from_server_errors() {
+        let server = map_sdk(
+            sqs_error(Some("Brand.NewFault"), 500, ""),
+            Target::Queue("q"),
+        );
+        assert!(server.is_transient(), "{server:?}");
+        let client = map_sdk(
+            sqs_error(Some("Brand.NewFault"), 400, ""),
+            Target::Queue("q"),
+        );
+        assert!(
+            matches!(&client, BackendError::Service { code, .. } if code == "Brand.NewFault"),
+            "{client:?}"
+        );
+        // A known permanent code stays permanent whatever the status.
+        let missing = map_sdk(
+            sqs_error(Some("AWS.SimpleQueueService.NonExistentQueue"), 500, ""),
+            Target::Queue("q"),
+        );
+        assert!(
+            matches!(missing, BackendError::QueueDoesNotExist { .. }),
+            "{missing:?}"
+        );
+    }
 
     #[test]
     fn codes_of_both_protocols_classify_alike() {

@@ -24,7 +24,9 @@
 //! size limits (1 MiB for SQS, 256 KiB for SNS) before sending; batch calls send up to ten
 //! entries per request and report one result per entry. Failed calls are retried by the SDK
 //! (standard mode, exponential backoff) before surfacing as a typed
-//! [`BackendError`](melange_core::BackendError) that keeps the SDK error as its source.
+//! [`BackendError`](melange_core::BackendError) that keeps the SDK error as its source
+//! (inside an [`UncodedResponse`] naming the HTTP status when the answer had no AWS error
+//! code, such as a proxy's error page; a 5xx one is transient).
 //!
 //! SQS counts time in whole seconds: a receive's wait time is rounded down (at most 20 s),
 //! visibility timeouts are rounded up (at most 12 hours).
@@ -65,7 +67,7 @@ pub use backend::{
     AwsBackend, IncompleteResponse, SqsBackend, default_retry_config, default_timeout_config,
 };
 pub use endpoint::{EndpointError, check_endpoint, is_loopback_host};
-pub use error::BatchEntryError;
+pub use error::{BatchEntryError, UncodedResponse};
 pub use local::{ElasticMqBackend, ElasticMqBackendBuilder, LOCAL_REGION};
 
 /// The SQS SDK crate this backend is built on, for [`SqsBackend::sqs_client`].
