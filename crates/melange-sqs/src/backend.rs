@@ -54,6 +54,18 @@ pub fn default_timeout_config() -> aws_sdk_sqs::config::timeout::TimeoutConfig {
         .build()
 }
 
+/// `timeouts` with each field it leaves unset (neither set nor disabled) taken from
+/// [`default_timeout_config`].
+fn with_default_timeouts(
+    timeouts: Option<&aws_sdk_sqs::config::timeout::TimeoutConfig>,
+) -> aws_sdk_sqs::config::timeout::TimeoutConfig {
+    let mut timeouts = timeouts
+        .cloned()
+        .unwrap_or_else(|| aws_sdk_sqs::config::timeout::TimeoutConfig::builder().build());
+    timeouts.take_defaults_from(&default_timeout_config());
+    timeouts
+}
+
 /// The [`MessagingBackend`] on Amazon SQS (queues) and SNS (topics), wire-compatible with
 /// Python Melange 7.2.0.
 ///
@@ -137,23 +149,32 @@ impl SqsBackend {
         Self::from_sdk_config(&config)
     }
 
-    /// A backend using this configuration for both SQS and SNS. Its retry and timeout
-    /// configurations apply when it has them; [`default_retry_config`] and
-    /// [`default_timeout_config`] otherwise.
+    /// A backend using this configuration for both SQS and SNS.
+    ///
+    /// Timeouts: each timeout the configuration leaves unset is taken from
+    /// [`default_timeout_config`], and every one it sets (or disables) is kept. An
+    /// `aws_config::load()`ed configuration always has a timeout configuration, but with only
+    /// a connect timeout; without melange's attempt and operation timeouts a request on a
+    /// half-open connection would wait for minutes instead of failing with
+    /// [`BackendError::Unavailable`](melange_core::BackendError::Unavailable) within a minute.
+    ///
+    /// Retries: the configuration's retry configuration is kept, [`default_retry_config`]
+    /// applies only when it has none. `aws_config::load()` always sets one (the SDK's
+    /// standard mode with 3 attempts, or what `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE` or the
+    /// profile say) and it cannot be told from one set on purpose, so it is kept: for
+    /// melange's, give `.retry_config(default_retry_config())` to the loader, as
+    /// [`from_env`](Self::from_env) does.
     ///
     /// Fails with [`EndpointError::PlainHttp`] when the configuration names a plain `http://`
     /// endpoint URL on a host that is not loopback (see [`from_env`](Self::from_env)).
     pub fn from_sdk_config(config: &SdkConfig) -> Result<Self, EndpointError> {
         endpoint::check_sdk_config(config)?;
-        let mut sqs = aws_sdk_sqs::config::Builder::from(config);
-        let mut sns = aws_sdk_sns::config::Builder::from(config);
+        let timeouts = with_default_timeouts(config.timeout_config());
+        let mut sqs = aws_sdk_sqs::config::Builder::from(config).timeout_config(timeouts.clone());
+        let mut sns = aws_sdk_sns::config::Builder::from(config).timeout_config(timeouts);
         if config.retry_config().is_none() {
             sqs = sqs.retry_config(default_retry_config());
             sns = sns.retry_config(default_retry_config());
-        }
-        if config.timeout_config().is_none() {
-            sqs = sqs.timeout_config(default_timeout_config());
-            sns = sns.timeout_config(default_timeout_config());
         }
         Ok(Self::from_clients(
             aws_sdk_sqs::Client::from_conf(sqs.build()),
@@ -1498,6 +1519,82 @@ mod tests {
         assert!(
             visibility_seconds(MAX_VISIBILITY_TIMEOUT + Duration::from_secs(1), target).is_err()
         );
+    }
+
+    /// The attempt, operation and connect timeouts of both clients.
+    fn timeouts(
+        backend: &SqsBackend,
+    ) -> [(Option<Duration>, Option<Duration>, Option<Duration>); 2] {
+        let sqs = backend.sqs_client().config().timeout_config().cloned();
+        let sns = backend.sns_client().config().timeout_config().cloned();
+        [sqs, sns].map(|timeouts| {
+            let timeouts = timeouts.unwrap_or_else(|| panic!("a client without timeouts"));
+            (
+                timeouts.operation_attempt_timeout(),
+                timeouts.operation_timeout(),
+                timeouts.connect_timeout(),
+            )
+        })
+    }
+
+    #[tokio::test]
+    async fn loaded_sdk_configs_get_melange_timeouts_where_they_set_none() {
+        // `load()` sets a timeout configuration with a connect timeout only, and a retry
+        // configuration (no network is needed for either).
+        let loaded = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_types::region::Region::from_static("us-east-1"))
+            .load()
+            .await;
+        let loaded_timeouts = loaded.timeout_config().unwrap();
+        assert_eq!(loaded_timeouts.operation_attempt_timeout(), None);
+        assert_eq!(loaded_timeouts.operation_timeout(), None);
+        let backend = SqsBackend::from_sdk_config(&loaded).unwrap();
+        let defaults = default_timeout_config();
+        for (attempt, operation, connect) in timeouts(&backend) {
+            assert_eq!(attempt, defaults.operation_attempt_timeout());
+            assert_eq!(operation, defaults.operation_timeout());
+            assert_eq!(connect, loaded_timeouts.connect_timeout());
+        }
+        // The loaded retry configuration is kept (it cannot be told from a chosen one).
+        let retries = loaded.retry_config().unwrap();
+        assert_eq!(backend.sqs_client().config().retry_config(), Some(retries));
+        assert_eq!(backend.sns_client().config().retry_config(), Some(retries));
+    }
+
+    #[tokio::test]
+    async fn timeouts_set_or_disabled_in_the_sdk_config_are_kept() {
+        let chosen = aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+            .operation_timeout(Duration::from_secs(7))
+            .build();
+        let loaded = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_types::region::Region::from_static("us-east-1"))
+            .timeout_config(chosen)
+            .load()
+            .await;
+        let backend = SqsBackend::from_sdk_config(&loaded).unwrap();
+        let defaults = default_timeout_config();
+        for (attempt, operation, _) in timeouts(&backend) {
+            assert_eq!(operation, Some(Duration::from_secs(7)));
+            assert_eq!(attempt, defaults.operation_attempt_timeout());
+        }
+
+        let disabled = aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+            .disable_operation_attempt_timeout()
+            .build();
+        let config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_types::region::Region::from_static("us-east-1"))
+            .timeout_config(disabled)
+            .build();
+        let backend = SqsBackend::from_sdk_config(&config).unwrap();
+        for (attempt, operation, connect) in timeouts(&backend) {
+            assert_eq!(attempt, None);
+            assert_eq!(operation, defaults.operation_timeout());
+            assert_eq!(connect, defaults.connect_timeout());
+        }
+        // Without a retry configuration, melange's applies.
+        let retries = backend.sqs_client().config().retry_config().unwrap();
+        assert_eq!(retries, &default_retry_config());
     }
 
     #[test]
