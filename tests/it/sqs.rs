@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::error::Error as _;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use melange::sqs::aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
@@ -384,6 +385,138 @@ async fn subscriptions_merge_queue_policies_and_set_filters() {
     assert_eq!(filter, json!({ "manifest": ["A", "B"] }));
 }
 
+/// The subscriptions of a topic: (subscription ARN, its `FilterPolicy` if any).
+async fn topic_subscriptions(
+    backend: &ElasticMqBackend,
+    topic: &str,
+) -> Vec<(String, Option<Value>)> {
+    let topic_arn = backend.topic_arn(topic).await.unwrap();
+    let subscriptions = backend
+        .sns_client()
+        .list_subscriptions_by_topic()
+        .topic_arn(topic_arn)
+        .send()
+        .await
+        .unwrap()
+        .subscriptions
+        .unwrap_or_default();
+    let mut found = Vec::new();
+    for subscription in subscriptions {
+        let arn = subscription.subscription_arn.unwrap();
+        let attributes = backend
+            .sns_client()
+            .get_subscription_attributes()
+            .subscription_arn(&arn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap_or_default();
+        let filter = attributes
+            .get("FilterPolicy")
+            .filter(|policy| !policy.is_empty())
+            .map(|policy| serde_json::from_str(policy).unwrap());
+        found.push((arn, filter));
+    }
+    found
+}
+
+#[tokio::test]
+async fn filters_sns_would_refuse_leave_no_subscription() {
+    let backend = sqs_backend();
+    let queue = unique("sqs-badfilter");
+    let topic = unique("sqs-badfilter-t");
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
+    backend.declare_topic(&topic).await.unwrap();
+    let too_many: Vec<String> = (0..151).map(|i| format!("M{i}")).collect();
+    for filter in [Vec::new(), too_many] {
+        let error = backend
+            .subscribe(&queue, &topic, Some(&filter))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                BackendError::InvalidRequest { target, reason, .. }
+                    if *target == topic && reason.contains(&queue)
+            ),
+            "{error:?}"
+        );
+        // Nothing subscribed: an unfiltered subscription would flood the queue.
+        assert_eq!(topic_subscriptions(&backend, &topic).await, Vec::new());
+    }
+    backend
+        .publish_to_topic(&topic, message("{}", "json"))
+        .await
+        .unwrap();
+    assert_empty(&backend, &queue, Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn subscribing_again_replaces_the_filter_of_the_one_subscription() {
+    let backend = sqs_backend();
+    let queue = unique("sqs-refilter");
+    let topic = unique("sqs-refilter-t");
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
+    backend.declare_topic(&topic).await.unwrap();
+    let only = |manifests: &[&str]| {
+        manifests
+            .iter()
+            .map(|m| (*m).to_owned())
+            .collect::<Vec<_>>()
+    };
+
+    backend
+        .subscribe(&queue, &topic, Some(&only(&["A"])))
+        .await
+        .unwrap();
+    let first = topic_subscriptions(&backend, &topic).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].1, Some(json!({ "manifest": ["A"] })));
+    // Idempotent.
+    backend
+        .subscribe(&queue, &topic, Some(&only(&["A"])))
+        .await
+        .unwrap();
+    assert_eq!(topic_subscriptions(&backend, &topic).await, first);
+
+    backend
+        .subscribe(&queue, &topic, Some(&only(&["B", "C"])))
+        .await
+        .unwrap();
+    let changed = topic_subscriptions(&backend, &topic).await;
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].0, first[0].0);
+    assert_eq!(changed[0].1, Some(json!({ "manifest": ["B", "C"] })));
+    backend
+        .publish_to_topic(&topic, message("{}", "A"))
+        .await
+        .unwrap();
+    backend
+        .publish_to_topic(&topic, message("{}", "B"))
+        .await
+        .unwrap();
+    let received = receive_envelopes(&backend, &queue, 1, LONG).await;
+    assert_eq!(received[0].manifest.as_deref(), Some("B"));
+
+    backend.subscribe(&queue, &topic, None).await.unwrap();
+    let cleared = topic_subscriptions(&backend, &topic).await;
+    assert_eq!(cleared.len(), 1);
+    assert!(
+        cleared[0]
+            .1
+            .as_ref()
+            .is_none_or(|filter| *filter == json!({})),
+        "{cleared:?}"
+    );
+}
+
 #[tokio::test]
 async fn topics_are_declared_found_and_deleted() {
     let backend = sqs_backend();
@@ -667,20 +800,32 @@ async fn unreachable_servers_are_unavailable() {
     assert!(error.is_transient());
 }
 
-/// A server that answers every request with one canned HTTP response, to see how the SDK
-/// reports what only AWS (or a proxy in front of it) sends; its endpoint URL.
-async fn canned_server(
+/// An HTTP response of a [`scripted_server`].
+struct Canned {
     status: &'static str,
     content_type: &'static str,
     extra_header: &'static str,
-    body: &'static str,
-) -> String {
+    body: String,
+}
+
+/// A request a [`scripted_server`] received: its head (lowercased) and its body.
+type Request = (String, String);
+
+/// A server that answers each request with what `answer` makes of it (head lowercased,
+/// body), to see how the SDK reports what only AWS (or a proxy in front of it) sends; its
+/// endpoint URL, and the requests it received.
+async fn scripted_server(
+    answer: impl Fn(&str, &str) -> Canned + Send + Sync + 'static,
+) -> (String, Arc<Mutex<Vec<Request>>>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let (answer, received) = (Arc::new(answer), requests.clone());
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
+            let (answer, received) = (answer.clone(), received.clone());
             tokio::spawn(async move {
                 // Read the request head and its body, then answer and close.
                 let mut request = Vec::new();
@@ -706,17 +851,199 @@ async fn canned_server(
                         Ok(n) => request.extend_from_slice(&chunk[..n]),
                     }
                 }
+                let body = String::from_utf8_lossy(&request[head_end..]).into_owned();
+                let canned = answer(&head, &body);
+                received.lock().unwrap().push((head, body));
                 let response = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\n{extra_header}\
-                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
+                    "HTTP/1.1 {}\r\ncontent-type: {}\r\n{}content-length: {}\r\n\
+                     connection: close\r\n\r\n{}",
+                    canned.status,
+                    canned.content_type,
+                    canned.extra_header,
+                    canned.body.len(),
+                    canned.body
                 );
                 let _ = stream.write_all(response.as_bytes()).await;
                 let _ = stream.shutdown().await;
             });
         }
     });
-    format!("http://127.0.0.1:{port}")
+    (format!("http://127.0.0.1:{port}"), requests)
+}
+
+/// A server that answers every request with one canned HTTP response; its endpoint URL.
+async fn canned_server(
+    status: &'static str,
+    content_type: &'static str,
+    extra_header: &'static str,
+    body: &'static str,
+) -> String {
+    let (endpoint, _) = scripted_server(move |_, _| Canned {
+        status,
+        content_type,
+        extra_header,
+        body: body.to_owned(),
+    })
+    .await;
+    endpoint
+}
+
+/// A server speaking just enough SQS and SNS for `subscribe`, answering `Subscribe` as AWS
+/// does when the subscription exists with other attributes, and listing the topic's
+/// subscriptions as `existing` (a `<member>` list).
+async fn refusing_subscribe_server(existing: &'static str) -> (String, Arc<Mutex<Vec<Request>>>) {
+    const SNS: &str = "http://sns.amazonaws.com/doc/2010-03-31/";
+    scripted_server(move |head, body| {
+        let ok = |content_type, body: String| Canned {
+            status: "200 OK",
+            content_type,
+            extra_header: "",
+            body,
+        };
+        let sns = |action: &str, result: &str| {
+            ok(
+                "text/xml",
+                format!(
+                    "<{action}Response xmlns=\"{SNS}\"><{action}Result>{result}</{action}Result>\
+                     <ResponseMetadata><RequestId>1</RequestId></ResponseMetadata>\
+                     </{action}Response>"
+                ),
+            )
+        };
+        if head.contains("x-amz-target: amazonsqs.getqueueurl") {
+            ok(
+                "application/x-amz-json-1.0",
+                r#"{"QueueUrl":"https://sqs.us-east-1.amazonaws.com/123456789012/orders"}"#
+                    .to_owned(),
+            )
+        } else if head.contains("x-amz-target: amazonsqs.getqueueattributes") {
+            ok(
+                "application/x-amz-json-1.0",
+                r#"{"Attributes":{"QueueArn":"arn:aws:sqs:us-east-1:123456789012:orders"}}"#
+                    .to_owned(),
+            )
+        } else if head.contains("x-amz-target: amazonsqs.") {
+            ok("application/x-amz-json-1.0", "{}".to_owned())
+        } else if body.contains("Action=ListTopics") {
+            sns(
+                "ListTopics",
+                "<Topics><member><TopicArn>arn:aws:sns:us-east-1:123456789012:events</TopicArn>\
+                 </member></Topics>",
+            )
+        } else if body.contains("Action=Subscribe") {
+            Canned {
+                status: "400 Bad Request",
+                content_type: "text/xml",
+                extra_header: "",
+                body: format!(
+                    "<ErrorResponse xmlns=\"{SNS}\"><Error><Type>Sender</Type>\
+                     <Code>InvalidParameter</Code><Message>Invalid parameter: Attributes \
+                     Reason: Subscription already exists with different attributes</Message>\
+                     </Error><RequestId>1</RequestId></ErrorResponse>"
+                ),
+            }
+        } else if body.contains("Action=ListSubscriptionsByTopic") {
+            sns(
+                "ListSubscriptionsByTopic",
+                &format!("<Subscriptions>{existing}</Subscriptions>"),
+            )
+        } else if body.contains("Action=SetSubscriptionAttributes") {
+            ok(
+                "text/xml",
+                format!(
+                    "<SetSubscriptionAttributesResponse xmlns=\"{SNS}\"><ResponseMetadata>\
+                     <RequestId>1</RequestId></ResponseMetadata>\
+                     </SetSubscriptionAttributesResponse>"
+                ),
+            )
+        } else {
+            Canned {
+                status: "400 Bad Request",
+                content_type: "text/plain",
+                extra_header: "",
+                body: "unexpected request".to_owned(),
+            }
+        }
+    })
+    .await
+}
+
+/// The SNS actions among these requests, in order.
+fn sns_actions(requests: &Mutex<Vec<Request>>) -> Vec<String> {
+    requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(_, body)| {
+            body.split('&')
+                .find_map(|pair| pair.strip_prefix("Action="))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_changed_filter_on_aws_goes_to_the_existing_subscription() {
+    let existing = "<member><TopicArn>arn:aws:sns:us-east-1:123456789012:events</TopicArn>\
+        <Protocol>sqs</Protocol><SubscriptionArn>arn:aws:sns:us-east-1:123456789012:events:\
+        0b4d</SubscriptionArn><Owner>123456789012</Owner><Endpoint>arn:aws:sqs:us-east-1:\
+        123456789012:orders</Endpoint></member>";
+    let (endpoint, requests) = refusing_subscribe_server(existing).await;
+    let backend = ElasticMqBackend::from_endpoint(endpoint).unwrap();
+    backend
+        .subscribe("orders", "events", Some(&["B".to_owned()]))
+        .await
+        .unwrap();
+    assert_eq!(
+        sns_actions(&requests),
+        [
+            "ListTopics",
+            "Subscribe",
+            "ListSubscriptionsByTopic",
+            "SetSubscriptionAttributes"
+        ]
+    );
+    let requests = requests.lock().unwrap();
+    let body_of = |action: &str| {
+        requests
+            .iter()
+            .map(|(_, body)| body.as_str())
+            .find(|body| body.contains(&format!("Action={action}&")))
+            .unwrap()
+            .to_owned()
+    };
+    // The filter went with Subscribe, then to the existing subscription.
+    let subscribe = body_of("Subscribe");
+    assert!(
+        subscribe.contains("Attributes.entry.1.key=FilterPolicy"),
+        "{subscribe}"
+    );
+    let set = body_of("SetSubscriptionAttributes");
+    assert!(set.contains("events%3A0b4d"), "{set}");
+    assert!(set.contains("AttributeName=FilterPolicy"), "{set}");
+    assert!(set.contains("%22B%22"), "{set}");
+}
+
+#[tokio::test]
+async fn a_refused_subscribe_without_a_subscription_is_an_error() {
+    let (endpoint, requests) = refusing_subscribe_server("").await;
+    let backend = ElasticMqBackend::from_endpoint(endpoint).unwrap();
+    let error = backend
+        .subscribe("orders", "events", Some(&["B".to_owned()]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            BackendError::InvalidRequest { target, reason, .. }
+                if target == "events" && reason.contains("different attributes")
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        sns_actions(&requests),
+        ["ListTopics", "Subscribe", "ListSubscriptionsByTopic"]
+    );
 }
 
 /// The messages of an error and of its sources, outermost first.

@@ -491,6 +491,63 @@ impl SqsBackend {
         }
     }
 
+    /// Sets the `FilterPolicy` of a subscription of `topic`.
+    async fn set_filter_policy(
+        &self,
+        topic: &str,
+        subscription: String,
+        filter: String,
+    ) -> Result<(), BackendError> {
+        let result = self
+            .inner
+            .sns
+            .set_subscription_attributes()
+            .subscription_arn(subscription)
+            .attribute_name("FilterPolicy")
+            .attribute_value(filter)
+            .send()
+            .await
+            .map_err(|e| map_sdk(e, Target::Topic(topic)));
+        self.check_topic(topic, result).map(|_| ())
+    }
+
+    /// The ARN of the subscription that delivers `topic` to the queue `queue_arn`, if any.
+    async fn find_subscription(
+        &self,
+        topic: &str,
+        topic_arn: &str,
+        queue_arn: &str,
+    ) -> Result<Option<String>, BackendError> {
+        let mut next_token = None;
+        loop {
+            let result = self
+                .inner
+                .sns
+                .list_subscriptions_by_topic()
+                .topic_arn(topic_arn)
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|e| map_sdk(e, Target::Topic(topic)));
+            let output = self.check_topic(topic, result)?;
+            let found = output.subscriptions().iter().find_map(|subscription| {
+                let delivers = subscription.protocol() == Some("sqs")
+                    && subscription.endpoint() == Some(queue_arn);
+                // A pending subscription's ARN is "PendingConfirmation", not an ARN.
+                subscription
+                    .subscription_arn()
+                    .filter(|arn| delivers && arn.starts_with("arn:"))
+            });
+            if let Some(arn) = found {
+                return Ok(Some(arn.to_owned()));
+            }
+            match output.next_token {
+                Some(token) if !token.is_empty() => next_token = Some(token),
+                _ => return Ok(None),
+            }
+        }
+    }
+
     // ----- declarations -----
 
     async fn create_queue(
@@ -1030,6 +1087,18 @@ impl MessagingBackend for SqsBackend {
         topic: &str,
         manifest_filter: Option<&[String]>,
     ) -> Result<(), BackendError> {
+        let topic_target = Target::Topic(topic);
+        // Checked before any call, so a filter SNS refuses cannot leave a subscription behind.
+        let filter = manifest_filter
+            .map(|manifests| {
+                policy::checked_filter_policy(manifests).map_err(|reason| {
+                    invalid(
+                        topic_target,
+                        format!("{reason} (subscribing queue `{queue}`)"),
+                    )
+                })
+            })
+            .transpose()?;
         let topic_arn = self.resolve_topic(topic).await?;
         let url = self.resolve_queue(queue).await?;
         let queue_target = Target::Queue(queue);
@@ -1063,32 +1132,49 @@ impl MessagingBackend for SqsBackend {
             self.check_queue(queue, result)?;
         }
 
-        let topic_target = Target::Topic(topic);
-        let result = self
+        // The filter goes with the Subscribe call, so a new subscription is filtered from its
+        // first message: set afterwards, a failure would leave it unfiltered.
+        let mut request = self
             .inner
             .sns
             .subscribe()
             .topic_arn(&*topic_arn)
             .protocol("sqs")
             .endpoint(queue_arn)
-            .return_subscription_arn(true)
-            .send()
-            .await
-            .map_err(|e| map_sdk(e, topic_target));
-        let subscription = self
-            .check_topic(topic, result)?
-            .subscription_arn
-            .ok_or_else(|| incomplete(topic_target, "Subscribe", "SubscriptionArn"))?;
-        self.inner
-            .sns
-            .set_subscription_attributes()
-            .subscription_arn(subscription)
-            .attribute_name("FilterPolicy")
-            .attribute_value(policy::filter_policy(manifest_filter))
-            .send()
-            .await
-            .map_err(|e| map_sdk(e, topic_target))?;
-        Ok(())
+            .return_subscription_arn(true);
+        if let Some(filter) = &filter {
+            request = request.attributes("FilterPolicy", filter);
+        }
+        match request.send().await {
+            Ok(output) => {
+                let subscription = output
+                    .subscription_arn
+                    .ok_or_else(|| incomplete(topic_target, "Subscribe", "SubscriptionArn"))?;
+                if filter.is_none() {
+                    // Subscribe without attributes leaves an existing subscription's as they
+                    // are: drop a filter an earlier subscribe set.
+                    self.set_filter_policy(topic, subscription, policy::filter_policy(None))
+                        .await?;
+                }
+                Ok(())
+            }
+            // SNS refuses to subscribe again with attributes other than the existing
+            // subscription's ("Subscription already exists with different attributes"):
+            // change that subscription's filter instead.
+            Err(error) if filter.is_some() && error.code() == Some("InvalidParameter") => {
+                let existing = self.find_subscription(topic, &topic_arn, queue_arn).await?;
+                match (existing, filter) {
+                    (Some(subscription), Some(filter)) => {
+                        self.set_filter_policy(topic, subscription, filter).await
+                    }
+                    _ => Err(map_sdk(error, topic_target)),
+                }
+            }
+            Err(error) => {
+                let result = Err(map_sdk(error, topic_target));
+                self.check_topic(topic, result)
+            }
+        }
     }
 
     async fn publish_to_queue(

@@ -20,10 +20,12 @@
 //!
 //! Queues are addressed by name; the backend caches queue URLs and topic ARNs. Queues whose
 //! name ends in `.fifo` are FIFO queues. Subscribing a queue to a topic also lets the topic
-//! send to the queue (its access policy) and sets the manifest filter. Publishing checks the
-//! size limits (1 MiB for SQS, 256 KiB for SNS) before sending; batch calls send up to ten
-//! entries per request and report one result per entry. Failed calls are retried by the SDK
-//! (standard mode, exponential backoff) before surfacing as a typed
+//! send to the queue (its access policy) and sets the manifest filter, in the `Subscribe` call
+//! itself so that a new subscription is never unfiltered (a filter SNS would refuse is
+//! refused before any call). Publishing checks the size limits (1 MiB for SQS, 256 KiB for
+//! SNS) before sending; batch calls send up to ten entries per request and report one result
+//! per entry. Failed calls are retried by the SDK (standard mode, exponential backoff) before
+//! surfacing as a typed
 //! [`BackendError`](melange_core::BackendError) that keeps the SDK error as its source
 //! (inside an [`UncodedResponse`] naming the HTTP status when the answer had no AWS error
 //! code, such as a proxy's error page; a 5xx one is transient).

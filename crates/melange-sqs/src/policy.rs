@@ -43,6 +43,34 @@ pub(crate) fn filter_policy(manifests: Option<&[String]>) -> String {
     }
 }
 
+/// The most values SNS allows in a filter policy (their "total combination").
+const MAX_FILTER_VALUES: usize = 150;
+
+/// The largest filter policy SNS accepts, in bytes.
+const MAX_FILTER_POLICY_SIZE: usize = 256 * 1024;
+
+/// The `FilterPolicy` of a manifest filter, or why SNS would refuse it: no manifests (SNS
+/// refuses `{"manifest":[]}`, and a filter that lets nothing through is a mistake; the
+/// in-memory backend refuses it too), more than 150, or a policy over 256 KiB.
+pub(crate) fn checked_filter_policy(manifests: &[String]) -> Result<String, String> {
+    if manifests.is_empty() {
+        return Err("a manifest filter must list at least one manifest".to_owned());
+    }
+    if manifests.len() > MAX_FILTER_VALUES {
+        return Err(format!(
+            "a manifest filter lists at most {MAX_FILTER_VALUES} manifests"
+        ));
+    }
+    let policy = filter_policy(Some(manifests));
+    if policy.len() > MAX_FILTER_POLICY_SIZE {
+        return Err(format!(
+            "a manifest filter's policy is at most {MAX_FILTER_POLICY_SIZE} bytes, this one {}",
+            policy.len()
+        ));
+    }
+    Ok(policy)
+}
+
 /// The statement that lets `topic_arn` send to `queue_arn`, as Python Melange writes it.
 fn allow_statement(queue_arn: &str, topic_arn: &str) -> Value {
     json!({
@@ -176,6 +204,24 @@ mod tests {
         .to_string();
         assert_eq!(allow_topic(Some(&python), QUEUE, T1).unwrap(), None);
         assert!(allow_topic(Some("[]"), QUEUE, T1).is_err());
+    }
+
+    #[test]
+    fn filters_sns_would_refuse_are_refused() {
+        let manifests = |n: usize, len: usize| -> Vec<String> {
+            (0..n).map(|i| format!("{i:0len$}")).collect()
+        };
+        assert_eq!(
+            checked_filter_policy(&["A".to_owned()]).unwrap(),
+            r#"{"manifest":["A"]}"#
+        );
+        assert!(checked_filter_policy(&manifests(150, 8)).is_ok());
+        let empty = checked_filter_policy(&[]).unwrap_err();
+        assert!(empty.contains("at least one manifest"), "{empty}");
+        let many = checked_filter_policy(&manifests(151, 8)).unwrap_err();
+        assert!(many.contains("at most 150"), "{many}");
+        let large = checked_filter_policy(&manifests(100, 3000)).unwrap_err();
+        assert!(large.contains("bytes"), "{large}");
     }
 
     #[test]
