@@ -141,6 +141,44 @@ impl OutgoingMessage {
                 .map(|(k, v)| k.len() + v.len())
                 .sum::<usize>()
     }
+
+    /// Size in bytes as SNS counts a publish to a topic, and as melange-sqs checks it
+    /// against SNS's 256 KiB: the content (SNS's `Message` is the bare content), the subject,
+    /// and every message attribute's name, data type and value.
+    pub fn topic_wire_size(&self) -> usize {
+        self.content.len() + self.subject.as_ref().map_or(0, String::len) + self.attributes_size()
+    }
+
+    /// The attributes' share of the size: name, data type and value of each attribute
+    /// melange-sqs sends. With a manifest, `manifest` (`String`) and `serializer_id`
+    /// (`Number`) replace extra attributes of the same names, as they do on the wire.
+    fn attributes_size(&self) -> usize {
+        const STRING: usize = "String".len();
+        let reserved = self.manifest.as_ref().map_or(0, |manifest| {
+            (MANIFEST_ATTRIBUTE.len() + STRING + manifest.len())
+                + (SERIALIZER_ID_ATTRIBUTE.len() + "Number".len() + decimal_len(self.serializer_id))
+        });
+        let extra: usize = self
+            .attributes
+            .iter()
+            .filter(|(name, _)| {
+                self.manifest.is_none()
+                    || !(*name == MANIFEST_ATTRIBUTE || *name == SERIALIZER_ID_ATTRIBUTE)
+            })
+            .map(|(name, value)| name.len() + STRING + value.len())
+            .sum();
+        reserved + extra
+    }
+}
+
+/// The message attribute melange-sqs writes the manifest in.
+const MANIFEST_ATTRIBUTE: &str = "manifest";
+/// The message attribute melange-sqs writes the serializer id in.
+const SERIALIZER_ID_ATTRIBUTE: &str = "serializer_id";
+
+/// The number of decimal digits of `n`.
+fn decimal_len(n: u32) -> usize {
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
 /// How a received message was delivered: what the backend needs to acknowledge it and what a

@@ -30,8 +30,9 @@
 //! - **Topics**: a publish fans out a copy, with its own message id, to every subscribed queue
 //!   whose manifest filter accepts it; a message without a manifest passes no filter. A
 //!   standard topic cannot deliver to a FIFO queue.
-//! - **Limits**: messages up to 1 MiB ([`wire_size`](crate::OutgoingMessage::wire_size)),
-//!   non-empty bodies of XML characters, at most 10 attributes (`manifest` and
+//! - **Limits**: messages up to 1 MiB to a queue
+//!   ([`wire_size`](crate::OutgoingMessage::wire_size)) and 256 KiB to a topic
+//!   ([`topic_wire_size`](crate::OutgoingMessage::topic_wire_size)), non-empty bodies of XML characters, at most 10 attributes (`manifest` and
 //!   `serializer_id` included) with valid names and non-empty values; receives of 1 to 10
 //!   messages waiting at most 20 s; visibility timeouts up to 12 hours; `maxReceiveCount`
 //!   1 to 1,000; manifest filters of 1 to 150 manifests.
@@ -91,8 +92,11 @@ use crate::envelope::{OutgoingMessage, ReceiptHandle, ReceiveOptions};
 use crate::error::BackendError;
 use state::{Config, Ids, Poll, Prepared, State};
 
-/// The largest message accepted by default: 1 MiB, as SQS.
+/// The largest message a queue accepts by default: 1 MiB, as SQS.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1_048_576;
+
+/// The largest message a topic accepts by default: 256 KiB (262,144 bytes), as SNS.
+pub const DEFAULT_MAX_TOPIC_MESSAGE_SIZE: usize = 262_144;
 
 /// Attempts at a contended lock before sleeping on it: the first `LOCK_SPIN_ROUNDS` after
 /// spinning 1, 2, 4, ... times, the others after yielding the thread.
@@ -147,7 +151,8 @@ impl Default for InMemoryBackend {
 }
 
 impl InMemoryBackend {
-    /// A new, empty backend with SQS's defaults: 1 MiB messages, 30 s visibility timeout.
+    /// A new, empty backend with the defaults of SQS and SNS: 1 MiB messages to queues,
+    /// 256 KiB to topics, 30 s visibility timeout.
     pub fn new() -> Self {
         Self::default()
     }
@@ -157,14 +162,22 @@ impl InMemoryBackend {
         InMemoryBackendBuilder {
             config: Config {
                 max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+                max_topic_message_size: DEFAULT_MAX_TOPIC_MESSAGE_SIZE,
                 default_visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT,
             },
         }
     }
 
-    /// The largest message accepted, in bytes as [`OutgoingMessage::wire_size`] counts them.
+    /// The largest message a queue accepts, in bytes as [`OutgoingMessage::wire_size`]
+    /// counts them.
     pub fn max_message_size(&self) -> usize {
         self.shared.config.max_message_size
+    }
+
+    /// The largest message a topic accepts, in bytes as
+    /// [`OutgoingMessage::topic_wire_size`] counts them.
+    pub fn max_topic_message_size(&self) -> usize {
+        self.shared.config.max_topic_message_size
     }
 
     /// The visibility timeout of queues declared without one.
@@ -221,9 +234,11 @@ impl InMemoryBackend {
 ///
 /// let backend = InMemoryBackend::builder()
 ///     .max_message_size(256 * 1024)
+///     .max_topic_message_size(64 * 1024)
 ///     .default_visibility_timeout(Duration::from_secs(5))
 ///     .build();
 /// assert_eq!(backend.max_message_size(), 262_144);
+/// assert_eq!(backend.max_topic_message_size(), 65_536);
 /// ```
 #[derive(Debug, Clone)]
 #[must_use = "call `build` to get the backend"]
@@ -232,9 +247,19 @@ pub struct InMemoryBackendBuilder {
 }
 
 impl InMemoryBackendBuilder {
-    /// The largest message accepted, in bytes ([`DEFAULT_MAX_MESSAGE_SIZE`] by default).
+    /// The largest message a queue accepts, in bytes ([`DEFAULT_MAX_MESSAGE_SIZE`] by
+    /// default). Topics have their own limit,
+    /// [`max_topic_message_size`](Self::max_topic_message_size).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.config.max_message_size = bytes;
+        self
+    }
+
+    /// The largest message a topic accepts, in bytes ([`DEFAULT_MAX_TOPIC_MESSAGE_SIZE`],
+    /// SNS's limit, by default). A copy a topic delivers to a queue is not held to the
+    /// queue's limit: SNS never delivers more than SQS accepts.
+    pub fn max_topic_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_topic_message_size = bytes;
         self
     }
 
@@ -347,6 +372,7 @@ impl MessagingBackend for InMemoryBackend {
             target: queue,
             fifo: is_fifo_name(queue),
             content_based_deduplication: false, // not read by `message_alone`
+            topic: false,
             max_size: config.max_message_size,
         };
         let ids = &self.shared.ids;

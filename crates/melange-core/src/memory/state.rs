@@ -27,7 +27,11 @@ use crate::id_hash::BuildIdHasher;
 /// The limits and defaults a backend was built with.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Config {
+    /// The largest message a queue accepts, as [`OutgoingMessage::wire_size`] counts it.
     pub(super) max_message_size: usize,
+    /// The largest message a topic accepts, as [`OutgoingMessage::topic_wire_size`] counts
+    /// it.
+    pub(super) max_topic_message_size: usize,
     pub(super) default_visibility_timeout: Duration,
 }
 
@@ -414,6 +418,7 @@ impl State {
             target: name,
             fifo: queue.fifo,
             content_based_deduplication: queue.content_based_deduplication,
+            topic: false,
             max_size: config.max_message_size,
         };
         let results = messages
@@ -445,7 +450,8 @@ impl State {
             target: name,
             fifo: topic.fifo,
             content_based_deduplication: true,
-            max_size: config.max_message_size,
+            topic: true,
+            max_size: config.max_topic_message_size,
         };
         let mut notify: Vec<Arc<Notify>> = Vec::new();
         let results = messages

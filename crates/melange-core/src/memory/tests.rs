@@ -1042,3 +1042,77 @@ async fn a_receipt_acts_only_on_the_queue_declaration_that_issued_it() {
         assert_eq!(backend.queue_stats(queue).unwrap().in_flight, 0);
     }
 }
+
+/// What melange-sqs counts for the `manifest` and `serializer_id` attributes of
+/// `message(..)`: each attribute's name, data type and value.
+const MELANGE_ATTRIBUTES: usize = ("manifest".len() + "String".len() + "OrderCreated".len())
+    + ("serializer_id".len() + "Number".len() + "1".len());
+
+#[tokio::test(start_paused = true)]
+async fn topic_messages_are_limited_to_256_kib_as_sns_counts_them() {
+    let backend = InMemoryBackend::new();
+    backend.declare_queue(&QueueSpec::new(QUEUE)).await.unwrap();
+    backend.declare_topic("events").await.unwrap();
+    backend.subscribe(QUEUE, "events", None).await.unwrap();
+
+    // SNS counts the content, the subject and every attribute's name, type and value.
+    let subject = "Order created";
+    let mut fits = message(&"x".repeat(262_144 - MELANGE_ATTRIBUTES - subject.len()));
+    fits.subject = Some(subject.to_owned());
+    let mut too_large = fits.clone();
+    too_large.content.push('x');
+    backend.publish_to_topic("events", fits).await.unwrap();
+    let error = backend
+        .publish_to_topic("events", too_large.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            BackendError::MessageTooLarge { target, size: 262_145, limit: 262_144 }
+                if target == "events"
+        ),
+        "{error:?}"
+    );
+    let results = backend
+        .publish_batch_to_topic("events", vec![message("small"), too_large])
+        .await
+        .unwrap();
+    assert!(results[0].is_ok());
+    assert!(
+        matches!(
+            &results[1],
+            Err(BackendError::MessageTooLarge { limit: 262_144, .. })
+        ),
+        "{results:?}"
+    );
+    assert_eq!(backend.queue_stats(QUEUE).unwrap().enqueued, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_topic_limit_is_set_apart_from_the_queue_limit() {
+    let backend = InMemoryBackend::builder()
+        .max_message_size(100)
+        .max_topic_message_size(DEFAULT_MAX_MESSAGE_SIZE)
+        .build();
+    assert_eq!(backend.max_message_size(), 100);
+    assert_eq!(backend.max_topic_message_size(), DEFAULT_MAX_MESSAGE_SIZE);
+    assert_eq!(
+        InMemoryBackend::new().max_topic_message_size(),
+        DEFAULT_MAX_TOPIC_MESSAGE_SIZE
+    );
+    backend.declare_queue(&QueueSpec::new(QUEUE)).await.unwrap();
+    backend.declare_topic("events").await.unwrap();
+    backend.subscribe(QUEUE, "events", None).await.unwrap();
+    let large = message(&"x".repeat(300_000));
+    backend
+        .publish_to_topic("events", large.clone())
+        .await
+        .unwrap();
+    let error = backend.publish_to_queue(QUEUE, large).await.unwrap_err();
+    assert!(
+        matches!(&error, BackendError::MessageTooLarge { target, limit: 100, .. } if target == QUEUE),
+        "{error:?}"
+    );
+    assert_eq!(backend.queue_stats(QUEUE).unwrap().enqueued, 1);
+}

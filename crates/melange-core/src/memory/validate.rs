@@ -221,6 +221,8 @@ pub(super) struct Destination<'a> {
     pub(super) fifo: bool,
     /// Whether content-based deduplication may stand in for a missing deduplication id.
     pub(super) content_based_deduplication: bool,
+    /// Whether it is a topic: SNS measures the message otherwise than SQS does.
+    pub(super) topic: bool,
     /// The largest message accepted, in bytes.
     pub(super) max_size: usize,
 }
@@ -239,7 +241,11 @@ pub(super) fn message_alone(
     message: &OutgoingMessage,
 ) -> Result<(), BackendError> {
     let target = to.target;
-    let size = message.wire_size();
+    let size = if to.topic {
+        message.topic_wire_size()
+    } else {
+        message.wire_size()
+    };
     if size > to.max_size {
         return Err(BackendError::MessageTooLarge {
             target: target.to_owned(),
