@@ -128,18 +128,12 @@ impl OutgoingMessage {
         }
     }
 
-    /// Size in bytes as SQS counts it: body plus attribute names and values.
+    /// Size in bytes as SQS counts a publish to a queue, and as melange-sqs checks it
+    /// against SQS's 1 MiB: the body melange-sqs sends, `{"Message":"<content>"}` with the
+    /// content JSON-escaped (a quote, a backslash or a control character takes two to six
+    /// bytes), plus every message attribute's name, data type and value.
     pub fn wire_size(&self) -> usize {
-        let manifest = self.manifest.as_ref().map_or(0, |m| {
-            "manifest".len() + m.len() + "serializer_id".len() + 10
-        });
-        self.content.len()
-            + manifest
-            + self
-                .attributes
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>()
+        QUEUE_BODY_WRAPPER + json_string_len(&self.content) + self.attributes_size()
     }
 
     /// Size in bytes as SNS counts a publish to a topic, and as melange-sqs checks it
@@ -175,6 +169,54 @@ impl OutgoingMessage {
 const MANIFEST_ATTRIBUTE: &str = "manifest";
 /// The message attribute melange-sqs writes the serializer id in.
 const SERIALIZER_ID_ATTRIBUTE: &str = "serializer_id";
+
+/// The bytes of `{"Message":""}`, the body melange-sqs wraps queue content in.
+const QUEUE_BODY_WRAPPER: usize = r#"{"Message":""}"#.len();
+
+/// The length of `text` written inside a JSON string as melange-sqs writes it: serde_json's
+/// escapes (`\"`, `\\`, `\n` and the like, `\u00XX` for other control characters), plus
+/// U+FFFE and U+FFFF as `\ufffe` and `\uffff`, which SQS refuses raw.
+fn json_string_len(text: &str) -> usize {
+    // Bytes whose top bit this sets in a word: below 0x20, `"`, `\`, or not ASCII. A borrow
+    // may mark a byte after a marked one, which only costs a look at a word that needs one.
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    fn needs_a_look(word: u64) -> bool {
+        let zero_byte = |w: u64| w.wrapping_sub(ONES) & !w;
+        let below_space = word.wrapping_sub(0x20 * ONES) & !word;
+        let quote = zero_byte(word ^ (u64::from(b'"') * ONES));
+        let backslash = zero_byte(word ^ (u64::from(b'\\') * ONES));
+        (below_space | quote | backslash | word) & HIGH != 0
+    }
+    fn extra(byte: u8) -> usize {
+        match byte {
+            b'"' | b'\\' | 0x08 | b'\t' | b'\n' | 0x0c | b'\r' => 1,
+            0x00..=0x1f => 5,
+            _ => 0,
+        }
+    }
+    // Most content is printable ASCII without quotes: eight bytes at a time.
+    let mut chunks = text.as_bytes().chunks_exact(8);
+    let mut escapes = 0;
+    let mut ascii = true;
+    for chunk in &mut chunks {
+        let mut eight = [0; 8];
+        eight.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(eight);
+        if needs_a_look(word) {
+            escapes += chunk.iter().copied().map(extra).sum::<usize>();
+            ascii &= word & HIGH == 0;
+        }
+    }
+    let rest = chunks.remainder();
+    escapes += rest.iter().copied().map(extra).sum::<usize>();
+    ascii &= rest.is_ascii();
+    if !ascii {
+        // Three bytes of UTF-8 each, six escaped.
+        escapes += 3 * text.matches(['\u{FFFE}', '\u{FFFF}']).count();
+    }
+    text.len() + escapes
+}
 
 /// The number of decimal digits of `n`.
 fn decimal_len(n: u32) -> usize {
@@ -281,6 +323,69 @@ impl Default for ReceiveOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The JSON string as melange-sqs writes it in a queue body: serde_json's, with U+FFFE and
+    /// U+FFFF escaped.
+    fn written(text: &str) -> String {
+        serde_json::to_string(text)
+            .unwrap()
+            .replace('\u{FFFE}', "\\ufffe")
+            .replace('\u{FFFF}', "\\uffff")
+    }
+
+    #[test]
+    fn json_string_len_is_the_length_of_the_written_string() {
+        let body = "{\"customer\":\"customer-42\",\"amount\":1999}";
+        let odd: Vec<char> = (0..=0x7f_u8)
+            .map(char::from)
+            .chain([
+                'é', '€', '\u{2028}', '\u{FFFD}', '\u{FFFE}', '\u{FFFF}', '😀',
+            ])
+            .collect();
+        for at in 0..=body.len() {
+            for &c in &odd {
+                for repeat in [1, 2, 9] {
+                    let mut text = body.to_owned();
+                    text.insert_str(at, &c.to_string().repeat(repeat));
+                    assert_eq!(
+                        json_string_len(&text) + 2,
+                        written(&text).len(),
+                        "{c:?} x{repeat} at {at}"
+                    );
+                }
+            }
+        }
+        assert_eq!(json_string_len(""), 0);
+    }
+
+    #[test]
+    fn sizes_count_attribute_names_types_and_values() {
+        let mut message = OutgoingMessage::new("a\"b", "OrderCreated", 12);
+        let attributes = ("manifest".len() + "String".len() + "OrderCreated".len())
+            + ("serializer_id".len() + "Number".len() + "12".len());
+        assert_eq!(
+            message.wire_size(),
+            r#"{"Message":"a\"b"}"#.len() + attributes
+        );
+        assert_eq!(message.topic_wire_size(), 3 + attributes);
+        message.subject = Some("Hello".to_owned());
+        message
+            .attributes
+            .insert("trace".to_owned(), "abc".to_owned());
+        // Replaced on the wire by the manifest's own attribute.
+        message
+            .attributes
+            .insert("manifest".to_owned(), "ignored".to_owned());
+        assert_eq!(message.topic_wire_size(), 3 + 5 + attributes + 5 + 6 + 3);
+        message.manifest = None;
+        assert_eq!(
+            message.topic_wire_size(),
+            3 + 5 + (5 + 6 + 3) + ("manifest".len() + 6 + "ignored".len())
+        );
+        for (id, digits) in [(0, 1), (9, 1), (10, 2), (u32::MAX, 10)] {
+            assert_eq!(decimal_len(id), digits, "{id}");
+        }
+    }
 
     #[test]
     fn receipt_debug_shows_only_the_tail() {

@@ -668,6 +668,94 @@ mod tests {
         );
     }
 
+    /// The in-memory backend checks sizes with `OutgoingMessage::wire_size` and
+    /// `topic_wire_size` (melange-core); they must be the numbers this crate's
+    /// `prepare_queue_message` and `prepare_topic_message` compute from the same functions
+    /// as here, or a test passes in memory and the same message fails on SQS.
+    #[test]
+    fn melange_core_sizes_are_the_sizes_melange_sqs_checks() {
+        use melange_core::OutgoingMessage;
+
+        let pieces = [
+            "x",
+            "order",
+            "\"",
+            "\\",
+            "\n",
+            "\t",
+            "\r",
+            "\u{8}",
+            "\u{c}",
+            "\u{0}",
+            "\u{1}",
+            "\u{1f}",
+            "\u{7f}",
+            " ",
+            "/",
+            "<&>",
+            "é",
+            "€",
+            "\u{2028}",
+            "\u{FFFD}",
+            "\u{FFFE}",
+            "\u{FFFF}",
+            "😀",
+            r#"{"k":"v\"w"}"#,
+        ];
+        let serializer_ids = [0, 1, 2, 9, 10, 99, 100, 12_345, u32::MAX];
+        let attribute_names = ["trace-id", "tenant", "manifest", "serializer_id", "a.b"];
+        // xorshift64: many shapes, the same on every run.
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        let mut contents: Vec<String> = Vec::new();
+        // Runs of one piece, across the eight-byte words melange-core reads at a time.
+        for piece in pieces {
+            for count in 0..=17 {
+                contents.push(piece.repeat(count));
+            }
+        }
+        for _ in 0..3_000 {
+            let len = next(48);
+            contents.push((0..len).map(|_| pieces[next(pieces.len())]).collect());
+        }
+        for (case, content) in contents.into_iter().enumerate() {
+            let mut message = OutgoingMessage::new(
+                content,
+                ["json", "OrderCreated", "é-manifest", ""][case % 4],
+                serializer_ids[next(serializer_ids.len())],
+            );
+            if next(4) == 0 {
+                message.manifest = None;
+            }
+            for _ in 0..next(4) {
+                let name = attribute_names[next(attribute_names.len())];
+                let value = pieces[next(pieces.len())].repeat(next(3) + 1);
+                message.attributes.insert(name.to_owned(), value);
+            }
+            if next(2) == 0 {
+                message.subject = Some(pieces[next(pieces.len())].repeat(next(5)));
+            }
+            let attributes = outgoing_attributes(
+                message.manifest.as_deref(),
+                message.serializer_id,
+                &message.attributes,
+            );
+            let attributes = || attributes.iter().map(|(k, v)| (k.as_str(), v));
+            // As `prepare_queue_message` measures it.
+            let queue = message_size(&queue_body(&message.content), attributes());
+            assert_eq!(message.wire_size(), queue, "queue: {message:?}");
+            // As `prepare_topic_message` measures it.
+            let topic = message_size(&message.content, attributes())
+                + message.subject.as_ref().map_or(0, String::len);
+            assert_eq!(message.topic_wire_size(), topic, "topic: {message:?}");
+        }
+    }
+
     #[test]
     fn size_counts_names_types_and_values() {
         let attributes = outgoing_attributes(Some("json"), 1, &HashMap::new());

@@ -30,12 +30,15 @@
 //! - **Topics**: a publish fans out a copy, with its own message id, to every subscribed queue
 //!   whose manifest filter accepts it; a message without a manifest passes no filter. A
 //!   standard topic cannot deliver to a FIFO queue.
-//! - **Limits**: messages up to 1 MiB to a queue
-//!   ([`wire_size`](crate::OutgoingMessage::wire_size)) and 256 KiB to a topic
-//!   ([`topic_wire_size`](crate::OutgoingMessage::topic_wire_size)), non-empty bodies of XML characters, at most 10 attributes (`manifest` and
-//!   `serializer_id` included) with valid names and non-empty values; receives of 1 to 10
-//!   messages waiting at most 20 s; visibility timeouts up to 12 hours; `maxReceiveCount`
-//!   1 to 1,000; manifest filters of 1 to 150 manifests.
+//! - **Limits**: messages up to 1 MiB to a queue and 256 KiB to a topic, measured as
+//!   melange-sqs measures what it sends ([`wire_size`](crate::OutgoingMessage::wire_size):
+//!   the `{"Message": ...}` body with the content JSON-escaped;
+//!   [`topic_wire_size`](crate::OutgoingMessage::topic_wire_size): the content and the
+//!   subject; both plus every attribute's name, type and value); non-empty bodies of XML
+//!   characters, at most 10 attributes (`manifest` and `serializer_id` included) with valid
+//!   names and non-empty values; receives of 1 to 10 messages waiting at most 20 s;
+//!   visibility timeouts up to 12 hours; `maxReceiveCount` 1 to 1,000; manifest filters of
+//!   1 to 150 manifests.
 //! - **Long polling**: a waiting receive wakes as soon as a message can be received (a
 //!   publish, a released or expired message, an unlocked FIFO group), without polling.
 //!

@@ -790,19 +790,25 @@ async fn invalid_requests_are_refused() {
         );
     }
 
-    let too_large = message(&"x".repeat(DEFAULT_MAX_MESSAGE_SIZE));
-    let size = too_large.wire_size();
+    // Measured as melange-sqs measures what it sends: the `{"Message": ...}` body plus the
+    // attributes' names, types and values.
+    let fits =
+        message(&"x".repeat(DEFAULT_MAX_MESSAGE_SIZE - QUEUE_BODY_WRAPPER - MELANGE_ATTRIBUTES));
+    assert_eq!(fits.wire_size(), DEFAULT_MAX_MESSAGE_SIZE);
+    let mut too_large = fits.clone();
+    too_large.content.push('x');
     let error = backend
         .publish_to_queue(QUEUE, too_large)
         .await
         .unwrap_err();
-    assert!(matches!(
-        error,
-        BackendError::MessageTooLarge { size: s, limit: DEFAULT_MAX_MESSAGE_SIZE, .. } if s == size
-    ));
-    let mut fits = message("");
-    fits.content = "x".repeat(DEFAULT_MAX_MESSAGE_SIZE - (size - DEFAULT_MAX_MESSAGE_SIZE));
-    assert_eq!(fits.wire_size(), DEFAULT_MAX_MESSAGE_SIZE);
+    assert!(
+        matches!(
+            error,
+            BackendError::MessageTooLarge { size, limit: DEFAULT_MAX_MESSAGE_SIZE, .. }
+                if size == DEFAULT_MAX_MESSAGE_SIZE + 1
+        ),
+        "{error:?}"
+    );
     backend.publish_to_queue(QUEUE, fits).await.unwrap();
 
     for bad in [message(""), message("bell \u{7}")] {
@@ -1048,6 +1054,9 @@ async fn a_receipt_acts_only_on_the_queue_declaration_that_issued_it() {
 const MELANGE_ATTRIBUTES: usize = ("manifest".len() + "String".len() + "OrderCreated".len())
     + ("serializer_id".len() + "Number".len() + "1".len());
 
+/// `{"Message":""}`: what melange-sqs wraps queue content in.
+const QUEUE_BODY_WRAPPER: usize = r#"{"Message":""}"#.len();
+
 #[tokio::test(start_paused = true)]
 async fn topic_messages_are_limited_to_256_kib_as_sns_counts_them() {
     let backend = InMemoryBackend::new();
@@ -1115,4 +1124,36 @@ async fn the_topic_limit_is_set_apart_from_the_queue_limit() {
         "{error:?}"
     );
     assert_eq!(backend.queue_stats(QUEUE).unwrap().enqueued, 1);
+}
+#[tokio::test(start_paused = true)]
+async fn queue_messages_are_measured_as_the_json_body_melange_sqs_sends() {
+    let backend = backend_with(QueueSpec::new(QUEUE)).await;
+    // Quotes and backslashes take two bytes each in `{"Message": "..."}`: 600,000 of them
+    // are 1.2 MB on the wire, which SQS refuses.
+    let quoted = message(&"\"\\".repeat(300_000));
+    let error = backend.publish_to_queue(QUEUE, quoted).await.unwrap_err();
+    let expected = QUEUE_BODY_WRAPPER + 1_200_000 + MELANGE_ATTRIBUTES;
+    assert!(
+        matches!(
+            &error,
+            BackendError::MessageTooLarge { target, size, limit: DEFAULT_MAX_MESSAGE_SIZE }
+                if target == QUEUE && *size == expected
+        ),
+        "{error:?}"
+    );
+    // A newline is `\n` and a non-ASCII character its UTF-8 bytes.
+    let mut mixed = message(&"é\n".repeat(262_200));
+    mixed
+        .attributes
+        .insert("trace-id".to_owned(), "abc".to_owned());
+    let size = QUEUE_BODY_WRAPPER
+        + 262_200 * 4
+        + MELANGE_ATTRIBUTES
+        + ("trace-id".len() + "String".len() + 3);
+    assert!(size > DEFAULT_MAX_MESSAGE_SIZE);
+    let error = backend.publish_to_queue(QUEUE, mixed).await.unwrap_err();
+    assert!(
+        matches!(&error, BackendError::MessageTooLarge { size: s, .. } if *s == size),
+        "{error:?}"
+    );
 }
