@@ -223,6 +223,87 @@ fn decimal_len(n: u32) -> usize {
     n.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
+/// The most characters SNS accepts in a subject: "less than 100".
+pub const MAX_SUBJECT_CHARS: usize = 99;
+
+/// Why SNS would refuse a subject, from [`check_subject`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidSubject {
+    /// The subject is empty.
+    #[error("a subject must not be empty")]
+    Empty,
+    /// The subject holds a character other than printable ASCII: a line break, another
+    /// control character, or a character that is not ASCII.
+    #[error(
+        "a subject must be printable ASCII text, without line breaks or control characters, \
+         not hold {found:?}"
+    )]
+    NotPrintableAscii {
+        /// The first such character.
+        found: char,
+    },
+    /// The subject starts with a space.
+    #[error("a subject must start with a letter, a number or a punctuation mark, not {found:?}")]
+    BadStart {
+        /// Its first character.
+        found: char,
+    },
+    /// The subject is too long.
+    #[error("a subject must be less than 100 characters long, not {chars}")]
+    TooLong {
+        /// Its length in characters.
+        chars: usize,
+    },
+}
+
+/// Checks a topic message's subject ([`OutgoingMessage::subject`]) as SNS's `Publish` does,
+/// which refuses the whole message when the subject breaks its rule: "Subjects must be
+/// ASCII text that begins with a letter, number, or punctuation mark; must not include line
+/// breaks or control characters; and must be less than 100 characters long" (the SNS
+/// `Publish` API reference).
+///
+/// Newer editions of that reference (and of the AWS SDKs generated from it) say "UTF-8 text
+/// with no line breaks or control characters, and less than 100 characters long"; this
+/// check keeps to the stricter ASCII rule, so a subject it accepts is accepted under either
+/// reading.
+///
+/// The in-memory backend refuses a topic message whose subject fails it with
+/// [`BackendError::InvalidRequest`](crate::BackendError::InvalidRequest).
+///
+/// ```
+/// use melange_core::envelope::{InvalidSubject, check_subject};
+///
+/// assert!(check_subject("Order #42 created").is_ok());
+/// assert_eq!(
+///     check_subject("two\nlines"),
+///     Err(InvalidSubject::NotPrintableAscii { found: '\n' })
+/// );
+/// assert!(check_subject(&"s".repeat(100)).is_err());
+/// ```
+pub fn check_subject(subject: &str) -> Result<(), InvalidSubject> {
+    let Some(first) = subject.chars().next() else {
+        return Err(InvalidSubject::Empty);
+    };
+    if let Some(found) = subject
+        .chars()
+        .find(|c| !(c.is_ascii_graphic() || *c == ' '))
+    {
+        return Err(InvalidSubject::NotPrintableAscii { found });
+    }
+    // Printable ASCII that is not a letter, a number or a punctuation mark: a space.
+    if !first.is_ascii_graphic() {
+        return Err(InvalidSubject::BadStart { found: first });
+    }
+    // ASCII by now: one byte per character.
+    if subject.len() > MAX_SUBJECT_CHARS {
+        return Err(InvalidSubject::TooLong {
+            chars: subject.len(),
+        });
+    }
+    Ok(())
+}
+
 /// How a received message was delivered: what the backend needs to acknowledge it and what a
 /// handler may want to know about the delivery.
 #[derive(Debug, Clone)]
@@ -384,6 +465,35 @@ mod tests {
         );
         for (id, digits) in [(0, 1), (9, 1), (10, 2), (u32::MAX, 10)] {
             assert_eq!(decimal_len(id), digits, "{id}");
+        }
+    }
+
+    #[test]
+    fn subjects_are_checked_as_sns_checks_them() {
+        let longest = "s".repeat(MAX_SUBJECT_CHARS);
+        for good in ["x", "1", "~ tilde first", "[tag] Order #1: paid!", &longest] {
+            assert_eq!(check_subject(good), Ok(()), "{good:?}");
+        }
+        let too_long = "s".repeat(MAX_SUBJECT_CHARS + 1);
+        let cases = [
+            ("", InvalidSubject::Empty),
+            (" x", InvalidSubject::BadStart { found: ' ' }),
+            ("a\nb", InvalidSubject::NotPrintableAscii { found: '\n' }),
+            ("\r", InvalidSubject::NotPrintableAscii { found: '\r' }),
+            ("a\tb", InvalidSubject::NotPrintableAscii { found: '\t' }),
+            (
+                "del\u{7f}",
+                InvalidSubject::NotPrintableAscii { found: '\u{7f}' },
+            ),
+            ("€uro", InvalidSubject::NotPrintableAscii { found: '€' }),
+            (
+                "\u{a0}x",
+                InvalidSubject::NotPrintableAscii { found: '\u{a0}' },
+            ),
+            (&too_long, InvalidSubject::TooLong { chars: 100 }),
+        ];
+        for (subject, expected) in cases {
+            assert_eq!(check_subject(subject), Err(expected), "{subject:?}");
         }
     }
 

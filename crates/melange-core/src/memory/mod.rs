@@ -36,7 +36,9 @@
 //!   [`topic_wire_size`](crate::OutgoingMessage::topic_wire_size): the content and the
 //!   subject; both plus every attribute's name, type and value); non-empty bodies of XML
 //!   characters, at most 10 attributes (`manifest` and `serializer_id` included) with valid
-//!   names and non-empty values; receives of 1 to 10 messages waiting at most 20 s;
+//!   names and non-empty values; topic subjects as
+//!   [`check_subject`](crate::envelope::check_subject) checks them (printable ASCII, less
+//!   than 100 characters); receives of 1 to 10 messages waiting at most 20 s;
 //!   visibility timeouts up to 12 hours; `maxReceiveCount` 1 to 1,000; manifest filters of
 //!   1 to 150 manifests.
 //! - **Long polling**: a waiting receive wakes as soon as a message can be received (a
@@ -62,8 +64,8 @@
 //!   empty receives spins (under a paused clock, time then never advances).
 //! - **Not modelled**: message retention (messages never expire), delay queues and message
 //!   timers, in-flight limits, the SNS JSON envelope (queues receive the raw body, as with
-//!   raw message delivery; the subject is dropped), FIFO receive-attempt ids and
-//!   per-message-group deduplication scope.
+//!   raw message delivery; the subject is checked, then dropped), FIFO receive-attempt ids
+//!   and per-message-group deduplication scope.
 
 mod deadlines;
 mod fifo;

@@ -1157,3 +1157,59 @@ async fn queue_messages_are_measured_as_the_json_body_melange_sqs_sends() {
         "{error:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn topic_subjects_follow_sns_rules() {
+    let backend = InMemoryBackend::new();
+    backend.declare_topic("events").await.unwrap();
+    let with_subject = |subject: &str| {
+        let mut outgoing = message("x");
+        outgoing.subject = Some(subject.to_owned());
+        outgoing
+    };
+    let too_long = "s".repeat(100);
+    for bad in [
+        "",
+        " leading space",
+        "two\nlines",
+        "carriage\rreturn",
+        "tab\there",
+        "bell \u{7}",
+        "delete \u{7f}",
+        "café",
+        "€uro",
+        too_long.as_str(),
+    ] {
+        let error = backend
+            .publish_to_topic("events", with_subject(bad))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                BackendError::InvalidRequest { target, reason, .. }
+                    if target == "events" && reason.contains("subject")
+            ),
+            "{bad:?}: {error:?}"
+        );
+    }
+    let longest = "s".repeat(99);
+    for good in [
+        "Order created",
+        "1 order",
+        "[urgent] order #42: paid!",
+        "~",
+        longest.as_str(),
+    ] {
+        backend
+            .publish_to_topic("events", with_subject(good))
+            .await
+            .unwrap_or_else(|error| panic!("{good:?}: {error:?}"));
+    }
+    // A queue has no subject: melange-sqs does not send it.
+    let queue = backend_with(QueueSpec::new(QUEUE)).await;
+    queue
+        .publish_to_queue(QUEUE, with_subject("two\nlines"))
+        .await
+        .unwrap();
+}

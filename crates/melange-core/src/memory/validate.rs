@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::backend::{MAX_VISIBILITY_TIMEOUT, is_fifo_name};
-use crate::envelope::{OutgoingMessage, ReceiveOptions};
+use crate::envelope::{OutgoingMessage, ReceiveOptions, check_subject};
 use crate::error::BackendError;
 
 /// The longest queue name SQS accepts, `.fifo` suffix included.
@@ -221,7 +221,8 @@ pub(super) struct Destination<'a> {
     pub(super) fifo: bool,
     /// Whether content-based deduplication may stand in for a missing deduplication id.
     pub(super) content_based_deduplication: bool,
-    /// Whether it is a topic: SNS measures the message otherwise than SQS does.
+    /// Whether it is a topic: SNS measures the message otherwise than SQS does, and checks
+    /// its subject.
     pub(super) topic: bool,
     /// The largest message accepted, in bytes.
     pub(super) max_size: usize,
@@ -252,6 +253,12 @@ pub(super) fn message_alone(
             size,
             limit: to.max_size,
         });
+    }
+    // melange-sqs sends the subject with a publish to a topic only.
+    if to.topic
+        && let Some(subject) = &message.subject
+    {
+        check_subject(subject).map_err(|error| invalid(target, error.to_string()))?;
     }
     if message.content.is_empty() {
         return Err(invalid(target, "the message body must not be empty"));
