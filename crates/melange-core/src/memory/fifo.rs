@@ -115,14 +115,22 @@ impl FifoGroups {
 }
 
 /// What a message is deduplicated on: its deduplication id, or its body under content-based
-/// deduplication. SQS hashes the body with SHA-256; keeping the body itself (shared with
-/// the stored message) gives the same answer without collisions.
+/// deduplication. SQS and SNS hash the body with SHA-256; keeping the content itself (shared
+/// with the stored message) gives the same answer without collisions.
+///
+/// A direct send and a copy from a topic are deduplicated on different bodies, as on AWS:
+/// SQS hashes the body melange-sqs sends, `{"Message": ...}`, while a topic copy arrives
+/// with the deduplication id SNS passes on, the hash of the bare content. So a direct send
+/// and a topic copy of the same content are not duplicates of each other; an explicit id is
+/// the same id whoever hands it to SQS.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum DedupKey {
-    /// An explicit deduplication id.
+    /// An explicit deduplication id, the sender's or the one SNS passes on.
     Id(Box<str>),
-    /// The message body.
+    /// The content of a direct send (SQS hashes the `{"Message": ...}` body around it).
     Content(Arc<str>),
+    /// The content of a topic publish and its copies (SNS hashes the bare content).
+    TopicContent(Arc<str>),
 }
 
 /// The deduplication ids seen in the last five minutes, with the message id each was

@@ -26,7 +26,10 @@
 //!   while another of the group is in flight (one receive may return several of a group, in
 //!   order). A deduplication id, or the body under content-based deduplication, is remembered
 //!   for [`DEDUPLICATION_WINDOW`] (5 minutes): a duplicate publish succeeds, returns the
-//!   original message id and enqueues nothing. FIFO topics deduplicate the same way.
+//!   original message id and enqueues nothing. FIFO topics deduplicate the same way, and
+//!   pass their deduplication id on: a direct send and a topic copy of the same body are
+//!   not duplicates (SQS hashes the `{"Message": ...}` body of a direct send, SNS the bare
+//!   content), while an explicit id is the same id either way.
 //! - **Topics**: a publish fans out a copy, with its own message id, to every subscribed queue
 //!   whose manifest filter accepts it; a message without a manifest passes no filter. A
 //!   standard topic cannot deliver to a FIFO queue.

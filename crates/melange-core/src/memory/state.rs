@@ -151,6 +151,8 @@ pub(super) struct Prepared {
     attributes: HashMap<String, String>,
     group: Option<Arc<str>>,
     deduplication_id: Option<Box<str>>,
+    /// Published to a topic: content-based deduplication is SNS's, not SQS's.
+    via_topic: bool,
 }
 
 impl Prepared {
@@ -164,6 +166,15 @@ impl Prepared {
             attributes: message.attributes,
             group: message.message_group_id.map(Arc::from),
             deduplication_id: message.deduplication_id.map(Box::from),
+            via_topic: false,
+        }
+    }
+
+    /// The same, published to a topic.
+    pub(super) fn via_topic(self) -> Self {
+        Self {
+            via_topic: true,
+            ..self
         }
     }
 
@@ -177,9 +188,10 @@ impl Prepared {
 
     /// What a FIFO queue or topic deduplicates this message on.
     fn dedup_key(&self) -> DedupKey {
-        match &self.deduplication_id {
-            Some(id) => DedupKey::Id(id.clone()),
-            None => DedupKey::Content(self.content.clone()),
+        match (&self.deduplication_id, self.via_topic) {
+            (Some(id), _) => DedupKey::Id(id.clone()),
+            (None, false) => DedupKey::Content(self.content.clone()),
+            (None, true) => DedupKey::TopicContent(self.content.clone()),
         }
     }
 
@@ -458,7 +470,7 @@ impl State {
             .into_iter()
             .map(|message| {
                 validate::message(to, &message)?;
-                let message = Prepared::new(message);
+                let message = Prepared::new(message).via_topic();
                 let key = topic.fifo.then(|| message.dedup_key());
                 if let Some(key) = &key
                     && let Some(original) = topic.dedup.get(key, now)

@@ -1213,3 +1213,43 @@ async fn topic_subjects_follow_sns_rules() {
         .await
         .unwrap();
 }
+#[tokio::test(start_paused = true)]
+async fn a_topic_copy_is_not_a_duplicate_of_a_direct_send_of_the_same_body() {
+    // SQS deduplicates a direct send on the hash of the body it receives,
+    // `{"Message": ...}`, and a copy from an SNS FIFO topic on the deduplication id SNS
+    // passes on: the two never meet, though the content is the same.
+    let queue = "orders.fifo";
+    let backend = backend_with(QueueSpec::new(queue)).await;
+    backend.declare_topic("events.fifo").await.unwrap();
+    backend.subscribe(queue, "events.fifo", None).await.unwrap();
+    backend
+        .publish_to_queue(queue, grouped("same", "g"))
+        .await
+        .unwrap();
+    backend
+        .publish_to_topic("events.fifo", grouped("same", "g"))
+        .await
+        .unwrap();
+    let mut with_id = grouped("same", "g");
+    with_id.deduplication_id = Some("order-1".to_owned());
+    backend
+        .publish_to_topic("events.fifo", with_id.clone())
+        .await
+        .unwrap();
+    assert_eq!(backend.queue_stats(queue).unwrap().enqueued, 3);
+
+    // Repeats are still duplicates, each of its own kind; an explicit id is the same id
+    // whether SNS or the sender hands it to SQS.
+    backend
+        .publish_to_queue(queue, grouped("same", "g"))
+        .await
+        .unwrap();
+    backend.publish_to_queue(queue, with_id).await.unwrap();
+    let mut topic_again = grouped("same", "other");
+    topic_again.deduplication_id = None;
+    backend
+        .publish_to_topic("events.fifo", topic_again)
+        .await
+        .unwrap();
+    assert_eq!(backend.queue_stats(queue).unwrap().enqueued, 3);
+}
