@@ -37,9 +37,10 @@
 //!   melange-sqs measures what it sends ([`wire_size`](crate::OutgoingMessage::wire_size):
 //!   the `{"Message": ...}` body with the content JSON-escaped;
 //!   [`topic_wire_size`](crate::OutgoingMessage::topic_wire_size): the content and the
-//!   subject; both plus every attribute's name, type and value); non-empty bodies of XML
-//!   characters, at most 10 attributes (`manifest` and `serializer_id` included) with valid
-//!   names and non-empty values; topic subjects as
+//!   subject; both plus every attribute's name, type and value); any content to a queue
+//!   (melange-sqs sends it JSON-escaped), non-empty content of XML characters to a topic; at
+//!   most 10 attributes (`manifest` and `serializer_id` included) with valid names and
+//!   non-empty values; topic subjects as
 //!   [`check_subject`](crate::envelope::check_subject) checks them (printable ASCII, less
 //!   than 100 characters); receives of 1 to 10 messages waiting at most 20 s;
 //!   visibility timeouts up to 12 hours; `maxReceiveCount` 1 to 1,000; manifest filters of

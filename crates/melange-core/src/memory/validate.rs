@@ -149,7 +149,8 @@ pub(super) fn manifest_filter(topic: &str, filter: &[String]) -> Result<(), Back
     Ok(())
 }
 
-/// The first character SQS refuses in a message body, if any.
+/// The first character SQS refuses in a message body, if any (SNS is held to the same
+/// characters: its message reaches SQS as the body of a raw delivery).
 fn disallowed_char(text: &str) -> Option<char> {
     // The common case is ASCII without control characters: eight bytes at a time while no
     // byte is below 0x20 or above 0x7f, then character by character from the first word
@@ -222,7 +223,7 @@ pub(super) struct Destination<'a> {
     /// Whether content-based deduplication may stand in for a missing deduplication id.
     pub(super) content_based_deduplication: bool,
     /// Whether it is a topic: SNS measures the message otherwise than SQS does, and checks
-    /// its subject.
+    /// its subject and its bare content.
     pub(super) topic: bool,
     /// The largest message accepted, in bytes.
     pub(super) max_size: usize,
@@ -254,20 +255,21 @@ pub(super) fn message_alone(
             limit: to.max_size,
         });
     }
-    // melange-sqs sends the subject with a publish to a topic only.
-    if to.topic
-        && let Some(subject) = &message.subject
-    {
-        check_subject(subject).map_err(|error| invalid(target, error.to_string()))?;
-    }
-    if message.content.is_empty() {
-        return Err(invalid(target, "the message body must not be empty"));
-    }
-    if let Some(bad) = disallowed_char(&message.content) {
-        return Err(invalid(
-            target,
-            format!("the message body holds the disallowed character {bad:?}"),
-        ));
+    // Only SNS sees the content bare, and the subject: a queue body is the content
+    // JSON-escaped in `{"Message": "..."}`, never empty and of allowed characters only.
+    if to.topic {
+        if let Some(subject) = &message.subject {
+            check_subject(subject).map_err(|error| invalid(target, error.to_string()))?;
+        }
+        if message.content.is_empty() {
+            return Err(invalid(target, "the message body must not be empty"));
+        }
+        if let Some(bad) = disallowed_char(&message.content) {
+            return Err(invalid(
+                target,
+                format!("the message body holds the disallowed character {bad:?}"),
+            ));
+        }
     }
     let reserved = if message.manifest.is_some() { 2 } else { 0 };
     if message.attributes.len() + reserved > MAX_ATTRIBUTES {
