@@ -136,6 +136,19 @@ impl OutgoingMessage {
         QUEUE_BODY_WRAPPER + json_string_len(&self.content) + self.attributes_size()
     }
 
+    /// `Some(`[`wire_size`](Self::wire_size)`)` when that is over `limit`. Escaping at most
+    /// sextuples a byte, so a message whose worst case fits is not read through: the
+    /// in-memory backend checks every publish, and nearly all are far from the limit.
+    pub(crate) fn wire_size_over(&self, limit: usize) -> Option<usize> {
+        let attributes = self.attributes_size();
+        let worst = self.content.len().saturating_mul(6);
+        if QUEUE_BODY_WRAPPER + worst + attributes <= limit {
+            return None;
+        }
+        let size = QUEUE_BODY_WRAPPER + json_string_len(&self.content) + attributes;
+        (size > limit).then_some(size)
+    }
+
     /// Size in bytes as SNS counts a publish to a topic, and as melange-sqs checks it
     /// against SNS's 256 KiB: the content (SNS's `Message` is the bare content), the subject,
     /// and every message attribute's name, data type and value.
@@ -177,45 +190,13 @@ const QUEUE_BODY_WRAPPER: usize = r#"{"Message":""}"#.len();
 /// escapes (`\"`, `\\`, `\n` and the like, `\u00XX` for other control characters), plus
 /// U+FFFE and U+FFFF as `\ufffe` and `\uffff`, which SQS refuses raw.
 fn json_string_len(text: &str) -> usize {
-    // Bytes whose top bit this sets in a word: below 0x20, `"`, `\`, or not ASCII. A borrow
-    // may mark a byte after a marked one, which only costs a look at a word that needs one.
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    fn needs_a_look(word: u64) -> bool {
-        let zero_byte = |w: u64| w.wrapping_sub(ONES) & !w;
-        let below_space = word.wrapping_sub(0x20 * ONES) & !word;
-        let quote = zero_byte(word ^ (u64::from(b'"') * ONES));
-        let backslash = zero_byte(word ^ (u64::from(b'\\') * ONES));
-        (below_space | quote | backslash | word) & HIGH != 0
-    }
-    fn extra(byte: u8) -> usize {
-        match byte {
-            b'"' | b'\\' | 0x08 | b'\t' | b'\n' | 0x0c | b'\r' => 1,
-            0x00..=0x1f => 5,
-            _ => 0,
-        }
-    }
-    // Most content is printable ASCII without quotes: eight bytes at a time.
-    let mut chunks = text.as_bytes().chunks_exact(8);
-    let mut escapes = 0;
-    let mut ascii = true;
-    for chunk in &mut chunks {
-        let mut eight = [0; 8];
-        eight.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(eight);
-        if needs_a_look(word) {
-            escapes += chunk.iter().copied().map(extra).sum::<usize>();
-            ascii &= word & HIGH == 0;
-        }
-    }
-    let rest = chunks.remainder();
-    escapes += rest.iter().copied().map(extra).sum::<usize>();
-    ascii &= rest.is_ascii();
-    if !ascii {
-        // Three bytes of UTF-8 each, six escaped.
-        escapes += 3 * text.matches(['\u{FFFE}', '\u{FFFF}']).count();
-    }
-    text.len() + escapes
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' | '\u{08}' | '\t' | '\n' | '\u{0c}' | '\r' => 2,
+            '\u{00}'..='\u{1f}' | '\u{FFFE}' | '\u{FFFF}' => 6,
+            c => c.len_utf8(),
+        })
+        .sum()
 }
 
 /// The number of decimal digits of `n`.

@@ -243,12 +243,12 @@ pub(super) fn message_alone(
     message: &OutgoingMessage,
 ) -> Result<(), BackendError> {
     let target = to.target;
-    let size = if to.topic {
-        message.topic_wire_size()
+    let over = if to.topic {
+        Some(message.topic_wire_size()).filter(|size| *size > to.max_size)
     } else {
-        message.wire_size()
+        message.wire_size_over(to.max_size)
     };
-    if size > to.max_size {
+    if let Some(size) = over {
         return Err(BackendError::MessageTooLarge {
             target: target.to_owned(),
             size,
