@@ -10,8 +10,8 @@ use std::time::Duration;
 use melange::sqs::ElasticMqBackend;
 use melange::sqs::aws_sdk_sqs::types::MessageAttributeValue;
 use melange::{
-    InMemoryBackend, MessagingBackend, OutgoingMessage, PublishOptions, QueuePublisher, QueueSpec,
-    SerializerRegistry,
+    BackendError, InMemoryBackend, MessagingBackend, OutgoingMessage, PublishOptions,
+    QueuePublisher, QueueSpec, SerializerRegistry,
 };
 
 use crate::support::{assert_empty, options, receive_all, receive_envelopes, unique};
@@ -286,6 +286,29 @@ async fn fifo_publisher_keeps_equal_messages<B: Harness>(backend: B) {
     assert_empty(&backend, &queue, Duration::from_secs(1)).await;
 }
 
+/// A subject SNS would refuse is refused before anything is sent, with the rule it breaks.
+async fn topic_subjects_sns_refuses_are_refused<B: Harness>(backend: B) {
+    let topic = unique("conf-subject");
+    backend.declare_topic(&topic).await.unwrap();
+    for (subject, rule) in [
+        ("two\nlines", "line breaks"),
+        (" leading space", "start with"),
+        ("x".repeat(100).as_str(), "less than 100"),
+    ] {
+        let mut message = greeting("hi");
+        message.subject = Some(subject.to_owned());
+        let error = backend.publish_to_topic(&topic, message).await.unwrap_err();
+        assert!(
+            matches!(&error, BackendError::InvalidRequest { target, reason, .. }
+                if *target == topic && reason.contains(rule)),
+            "{subject:?}: {error:?}"
+        );
+    }
+    let mut fine = greeting("hi");
+    fine.subject = Some("Order #42: created".to_owned());
+    backend.publish_to_topic(&topic, fine).await.unwrap();
+}
+
 async fn topic_fan_out_with_filter<B: Harness>(backend: B) {
     let topic = unique("conf-topic");
     let filtered = unique("conf-filtered");
@@ -468,6 +491,7 @@ conformance!(
     redrive_to_dead_letter_queue,
     fifo_order,
     fifo_publisher_keeps_equal_messages,
+    topic_subjects_sns_refuses_are_refused,
     topic_fan_out_with_filter,
     batch_publish_and_acknowledge,
     unknown_manifest_arrives_intact,

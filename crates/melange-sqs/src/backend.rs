@@ -18,6 +18,7 @@ use melange_core::backend::{
 };
 use melange_core::envelope::{
     Delivery, Envelope, MalformedMessage, OutgoingMessage, ReceiptHandle, ReceiveOptions,
+    check_subject,
 };
 use melange_core::error::BackendError;
 
@@ -683,6 +684,11 @@ impl SqsBackend {
             });
         }
         let target = Target::Topic(topic);
+        // SNS refuses the whole publish for a bad subject; say why before sending it, in the
+        // words the in-memory backend uses.
+        if let Some(subject) = &message.subject {
+            check_subject(subject).map_err(|error| invalid(target, error.to_string()))?;
+        }
         let attributes = attributes
             .into_iter()
             .map(|(name, attribute)| Ok((name, sns_attribute(attribute)?)))
