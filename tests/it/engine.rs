@@ -1193,3 +1193,20 @@ async fn an_event_hook_that_panics_does_not_stop_the_loop() {
     assert_eq!((summary.succeeded, summary.acknowledged), (3, 3));
     assert!(queue_is_empty(&backend, QUEUE).await);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_that_fired_before_the_loop_started_receives_nothing() {
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    publish_jobs(&backend, (0..5).map(|id| Job::new(id, 0, "ok"))).await;
+    let worker = Arc::new(Worker::default());
+    let shutdown = Shutdown::new();
+    shutdown.trigger();
+    let summary = handler(&worker, backend.clone(), ConsumerOptions::default())
+        .with_shutdown(shutdown)
+        .consume_loop(QUEUE)
+        .await
+        .unwrap();
+    assert_eq!(summary.received, 0, "{summary:?}");
+    assert_eq!(worker.completed(), 0);
+    assert_eq!(backend.queue_stats(QUEUE).unwrap().visible, 5);
+}

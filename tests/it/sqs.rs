@@ -14,7 +14,9 @@ use std::time::Duration;
 use melange::sqs::aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
 use melange::sqs::wire::{self, Attribute, BodyFormat, SQS_MAX_MESSAGE_SIZE};
 use melange::sqs::{BatchEntryError, ElasticMqBackend};
-use melange::{BackendError, MessagingBackend, OutgoingMessage, QueueSpec, ReceiptHandle};
+use melange::{
+    BackendError, MessagingBackend, OutgoingMessage, QueueSpec, ReceiptHandle, ReceiveOptions,
+};
 use serde_json::{Value, json};
 
 use crate::support::{assert_empty, receive_all, receive_envelopes, sqs_backend, unique};
@@ -798,6 +800,38 @@ async fn unreachable_servers_are_unavailable() {
         "{error:?}"
     );
     assert!(error.is_transient());
+}
+
+#[tokio::test]
+async fn a_wait_under_a_second_is_a_one_second_long_poll_not_a_short_poll() {
+    let (endpoint, requests) = scripted_server(|head, _| Canned {
+        status: "200 OK",
+        content_type: "application/x-amz-json-1.0",
+        extra_header: "",
+        body: if head.contains("x-amz-target: amazonsqs.getqueueurl") {
+            r#"{"QueueUrl":"https://sqs.us-east-1.amazonaws.com/123456789012/orders"}"#
+        } else {
+            r#"{"Messages":[]}"#
+        }
+        .to_owned(),
+    })
+    .await;
+    let backend = ElasticMqBackend::from_endpoint(endpoint).unwrap();
+    for (wait, sent) in [
+        (Duration::from_millis(200), 1),
+        (Duration::from_millis(1500), 2),
+        (Duration::ZERO, 0),
+        (Duration::from_secs(60), 20),
+    ] {
+        let options = ReceiveOptions {
+            wait_time: wait,
+            ..ReceiveOptions::default()
+        };
+        backend.receive("orders", &options).await.unwrap();
+        let (_, body) = requests.lock().unwrap().pop().unwrap();
+        let request: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(request["WaitTimeSeconds"], sent, "{wait:?}: {body}");
+    }
 }
 
 /// An HTTP response of a [`scripted_server`].

@@ -140,7 +140,8 @@ impl SqsBackend {
     /// Fails with [`EndpointError::PlainHttp`] when the configuration names an endpoint URL
     /// (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_SNS`, `endpoint_url` in
     /// the profile) that is plain `http://` on a host that is not loopback. Without one, the
-    /// SDK resolves `https://` AWS endpoints from the region.
+    /// SDK resolves `https://` AWS endpoints from the region; with no region configured it
+    /// fails with [`EndpointError::NoRegion`].
     pub async fn from_env() -> Result<Self, EndpointError> {
         let config = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(default_retry_config())
@@ -167,8 +168,12 @@ impl SqsBackend {
     /// [`from_env`](Self::from_env) does.
     ///
     /// Fails with [`EndpointError::PlainHttp`] when the configuration names a plain `http://`
-    /// endpoint URL on a host that is not loopback (see [`from_env`](Self::from_env)).
+    /// endpoint URL on a host that is not loopback (see [`from_env`](Self::from_env)), and with
+    /// [`EndpointError::NoRegion`] when it has no region.
     pub fn from_sdk_config(config: &SdkConfig) -> Result<Self, EndpointError> {
+        if config.region().is_none() {
+            return Err(EndpointError::NoRegion);
+        }
         endpoint::check_sdk_config(config)?;
         let timeouts = with_default_timeouts(config.timeout_config());
         let mut sqs = aws_sdk_sqs::config::Builder::from(config).timeout_config(timeouts.clone());
@@ -1333,8 +1338,12 @@ impl MessagingBackend for SqsBackend {
     ) -> Result<Received, BackendError> {
         let target = Target::Queue(queue);
         let max_messages = i32::try_from(options.max_messages.clamp(1, 10)).unwrap_or(10);
-        let wait_seconds =
-            i32::try_from(options.wait_time.as_secs().min(MAX_WAIT_TIME_SECONDS)).unwrap_or(20);
+        // SQS waits whole seconds. A fraction is rounded up: rounded down to zero it would be
+        // a short poll, which on an empty queue comes back at once (a loop of them spins) and
+        // may come back empty while messages wait (one ends a loop stopping when idle).
+        let wait = options.wait_time;
+        let wait_seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let wait_seconds = i32::try_from(wait_seconds.min(MAX_WAIT_TIME_SECONDS)).unwrap_or(20);
         let visibility = options
             .visibility_timeout
             .map(|timeout| visibility_seconds(timeout, target))
@@ -1687,6 +1696,20 @@ mod tests {
         // Without a retry configuration, melange's applies.
         let retries = backend.sqs_client().config().retry_config().unwrap();
         assert_eq!(retries, &default_retry_config());
+    }
+
+    #[test]
+    fn a_configuration_without_a_region_is_refused_up_front() {
+        // Not at the first call, as "unreachable" (the SDK's failure to resolve an endpoint
+        // is a dispatch failure), but here, naming what to set.
+        let config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        let Err(error) = SqsBackend::from_sdk_config(&config) else {
+            panic!("a configuration without a region was accepted");
+        };
+        assert_eq!(error, EndpointError::NoRegion);
+        assert!(error.to_string().contains("AWS_REGION"), "{error}");
     }
 
     #[test]

@@ -27,6 +27,14 @@ pub enum EndpointError {
         /// Its host.
         host: String,
     },
+    /// The configuration has no AWS region. Without one the SDK can neither find an
+    /// endpoint nor sign a request, and every call would fail as if the server were
+    /// unreachable (a transient error, retried for ever).
+    #[error(
+        "no AWS region is configured: set `AWS_REGION` (or `region` in the AWS profile), or \
+         give the SDK configuration one"
+    )]
+    NoRegion,
     /// Not an `http://` or `https://` URL with a host.
     #[error("invalid endpoint URL `{endpoint}`: {reason}")]
     Invalid {

@@ -399,6 +399,11 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         let timer_sleep = sleep_until(Instant::now());
         let mut timer_sleep = std::pin::pin!(timer_sleep);
         let mut armed = None;
+        // A shutdown that fired before the loop started: no receive at all (on SQS one would
+        // long-poll, then hand back what it got, a receive count spent on each message).
+        if self.engine.shutdown.is_triggered() {
+            self.begin_stop(None);
+        }
         loop {
             // The waker this loop is polled with now, for first polls (whoever
             // polls `consume_loop` may change it between turns).

@@ -151,7 +151,8 @@ impl ConsumerOptions {
         self
     }
 
-    /// Long-poll wait per receive, up to 20 s (clamped); 20 s by default.
+    /// Long-poll wait per receive, up to 20 s (clamped); 20 s by default. SQS waits whole
+    /// seconds: the SQS backend rounds a fraction up (a zero wait is a short poll).
     pub fn wait_time(mut self, wait: Duration) -> Self {
         self.wait_time = wait.min(Duration::from_secs(20));
         self
