@@ -170,8 +170,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("Consuming {queue} and {dlq} (Ctrl-C to stop)...");
             let shutdown = Shutdown::on_ctrl_c_or_sigterm();
             let main = invoices(options()).with_shutdown(shutdown.clone());
-            let dead = dead_letters(options()).with_shutdown(shutdown);
-            tokio::try_join!(main.consume_loop(&queue), dead.consume_loop(&dlq))?;
+            let dead = dead_letters(options()).with_shutdown(shutdown.clone());
+            common::consume_both(
+                &shutdown,
+                main.consume_loop(&queue),
+                dead.consume_loop(&dlq),
+            )
+            .await?;
         }
         Some("trigger") => {
             common::require_server("trigger")?;

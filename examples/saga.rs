@@ -321,13 +321,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             trigger(&backend, &names, "ORD-2", 250_000).await?;
             // Both services in this process, each until its queue has been idle for a moment.
             let idle = Duration::from_millis(500);
-            let saga = orchestrator(&backend, &names).with_options(always_ack.stop_when_idle(idle));
+            let shutdown = Shutdown::new();
+            let saga = orchestrator(&backend, &names)
+                .with_options(always_ack.stop_when_idle(idle))
+                .with_shutdown(shutdown.clone());
             let pay = payments(&backend, &names)
-                .with_options(ConsumerOptions::default().stop_when_idle(idle));
-            let (saga_summary, _) = tokio::try_join!(
+                .with_options(ConsumerOptions::default().stop_when_idle(idle))
+                .with_shutdown(shutdown.clone());
+            let (saga_summary, _) = common::consume_both(
+                &shutdown,
                 saga.consume_loop(&names.saga_updates),
                 pay.consume_loop(&names.payment_commands),
-            )?;
+            )
+            .await?;
             let sagas = saga
                 .consumer()
                 .sagas

@@ -127,6 +127,20 @@ fn tutorial_subcommands_need_a_server() {
 }
 
 #[test]
+fn a_backend_the_examples_cannot_use_is_an_error_not_the_embedded_one() {
+    // A typo must not quietly keep "sent" messages in a process about to exit.
+    let output = example("worker")
+        .args(["enqueue", "5"])
+        .env("MELANGE_BACKEND", "AWS")
+        .output()
+        .expect("the example runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("MELANGE_BACKEND=AWS:"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("sent"));
+}
+
+#[test]
 fn payment_service_in_one_process() {
     let output = run(example("payment_service"));
     assert_lines(
