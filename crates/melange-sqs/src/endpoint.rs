@@ -135,12 +135,14 @@ pub(crate) fn check_sdk_config(config: &SdkConfig) -> Result<(), EndpointError> 
 }
 
 /// The endpoint without user information (`https://user:secret@host` → `https://***@host`).
-fn redact(endpoint: &str) -> String {
+/// Everything before the last `@` ahead of any query or fragment goes, not only before the
+/// first `/`: a password written with a raw `/` (`http://key:ab/cd@host`) must not show.
+pub(crate) fn redact(endpoint: &str) -> String {
     let Some((scheme, rest)) = endpoint.split_once("://") else {
         return endpoint.to_owned();
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    let query = rest.find(['?', '#']).unwrap_or(rest.len());
+    match rest[..query].rfind('@') {
         Some(at) => format!("{scheme}://***{}", &rest[at..]),
         None => endpoint.to_owned(),
     }
@@ -258,5 +260,13 @@ mod tests {
         assert!(!text.contains("secret") && !text.contains("key:"), "{text}");
         assert!(text.contains("http://***@sqs.internal/q"), "{text}");
         assert!(text.contains("allow_plain_http"), "{text}");
+        for endpoint in [
+            "http://key:ab/cd@sqs.internal",
+            "http://key:ab@cd/ef@sqs.internal/q",
+        ] {
+            let shown = redact(endpoint);
+            assert!(!shown.contains("ab") && !shown.contains("key"), "{shown}");
+            assert!(shown.contains("@sqs.internal"), "{shown}");
+        }
     }
 }

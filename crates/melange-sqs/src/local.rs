@@ -10,7 +10,7 @@ use melange_core::envelope::{OutgoingMessage, ReceiptHandle, ReceiveOptions};
 use melange_core::error::BackendError;
 
 use crate::backend::{SqsBackend, default_retry_config, default_timeout_config};
-use crate::endpoint::{EndpointError, check_endpoint};
+use crate::endpoint::{EndpointError, check_endpoint, redact};
 
 /// The region local servers are addressed with, as Python Melange's `LocalSQSBackend` does.
 pub const LOCAL_REGION: &str = "us-east-1";
@@ -44,18 +44,38 @@ pub const LOCAL_REGION: &str = "us-east-1";
 /// # let _ = (backend, compose);
 /// # Ok::<(), EndpointError>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ElasticMqBackend {
     backend: SqsBackend,
     endpoint: String,
 }
 
+/// Shows the endpoint without any user information it holds, as the errors do.
+impl std::fmt::Debug for ElasticMqBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ElasticMqBackend")
+            .field("backend", &self.backend)
+            .field("endpoint", &redact(&self.endpoint))
+            .finish()
+    }
+}
+
 /// Builds an [`ElasticMqBackend`]: [`ElasticMqBackend::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "call `build` to get the backend"]
 pub struct ElasticMqBackendBuilder {
     endpoint: String,
     allow_plain_http: bool,
+}
+
+/// Shows the endpoint without any user information it holds, as the errors do.
+impl std::fmt::Debug for ElasticMqBackendBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ElasticMqBackendBuilder")
+            .field("endpoint", &redact(&self.endpoint))
+            .field("allow_plain_http", &self.allow_plain_http)
+            .finish()
+    }
 }
 
 impl ElasticMqBackendBuilder {
@@ -283,6 +303,23 @@ impl MessagingBackend for ElasticMqBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_shows_no_user_information() {
+        let builder = ElasticMqBackend::builder("http://key:secret@127.0.0.1:9324");
+        let shown = format!("{builder:?}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("key"),
+            "{shown}"
+        );
+        let backend = builder.build().unwrap();
+        let shown = format!("{backend:?}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("key"),
+            "{shown}"
+        );
+        assert!(shown.contains("***@127.0.0.1:9324"), "{shown}");
+    }
 
     #[test]
     fn timeouts_can_be_replaced_field_by_field() {
