@@ -437,3 +437,36 @@ async fn rust_pickles_reach_a_python_single_dispatch_consumer_through_sqs() {
     assert_eq!(received[0]["lines"], serde_json::json!([["sku-4", 5]]));
     assert_eq!(received[0]["occurred_on"], "2026-11-28T10:00:00+00:00");
 }
+
+/// A Rust name other than the Python class's, and a nested Python class.
+#[derive(Serialize, Deserialize, melange::Message)]
+#[melange(python = "pickle_events.OrderShipped")]
+struct ShippedV2 {
+    order_id: u64,
+}
+
+#[derive(Serialize, Deserialize, melange::Message)]
+#[melange(python = "pickle_events:Events.Refunded")]
+struct Refund {
+    order_id: u64,
+}
+
+#[derive(Serialize, Deserialize, melange::Message)]
+#[melange(python = "pickle_events.Renamed", manifest = "legacy.Renamed")]
+struct Renamed {
+    order_id: u64,
+}
+
+#[test]
+fn the_manifest_of_a_python_class_is_its_qualname_as_python_melange_writes_it() {
+    use melange::Message as _;
+    // Python Melange dispatches a pickle by `__qualname__`: a manifest taken from the Rust
+    // name would leave every message published by the Python service unaccepted.
+    assert_eq!(ShippedV2::MANIFEST, "OrderShipped");
+    assert_eq!(Refund::MANIFEST, "Events.Refunded");
+    assert_eq!(
+        Renamed::MANIFEST,
+        "legacy.Renamed",
+        "an explicit manifest wins"
+    );
+}

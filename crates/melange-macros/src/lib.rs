@@ -15,8 +15,12 @@ use proc_macro::TokenStream;
 ///
 /// The manifest is the type's name (`"OrderCreated"` below), which is what Python Melange writes
 /// (`__qualname__`). Override it with `#[melange(manifest = "...")]`, for example to match the
-/// name a Python service uses. The type must also implement `serde::Serialize` and
-/// `serde::Deserialize`. A generic type gets one manifest for all its instances.
+/// name a Python service uses. `#[melange(python = "module.Class")]` (or
+/// `"module:Outer.Inner"`, feature `pickle`) names the Python class pickles map to, and the
+/// manifest is then that class's `__qualname__` (`"Class"`, `"Outer.Inner"`), as Python
+/// Melange writes it, unless `manifest` says otherwise. The type must also implement
+/// `serde::Serialize` and `serde::Deserialize`. A generic type gets one manifest for all its
+/// instances.
 ///
 /// ```
 /// use serde::{Deserialize, Serialize};

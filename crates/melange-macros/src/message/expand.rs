@@ -12,7 +12,11 @@ pub(crate) fn message_impl(message: &MessageInput<'_>) -> TokenStream {
     let manifest = message
         .manifest
         .clone()
-        .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
+        .unwrap_or_else(|| match &message.python {
+            // Python Melange's manifest is the class's `__qualname__`, not the Rust type's name.
+            Some(class) => LitStr::new(python_qualname(&class.value()), class.span()),
+            None => LitStr::new(&ident.to_string(), ident.span()),
+        });
     let mut generics = message.generics.clone();
     if !generics.params.is_empty() {
         // The supertraits of `Message` must hold for every instance the impl covers.
@@ -39,5 +43,13 @@ pub(crate) fn message_impl(message: &MessageInput<'_>) -> TokenStream {
             const MANIFEST: &'static str = #manifest;
         }
         #python
+    }
+}
+
+/// The `__qualname__` of a Python class named as `module.Class` or `module:Outer.Inner`.
+fn python_qualname(class: &str) -> &str {
+    match class.split_once(':') {
+        Some((_, qualname)) => qualname,
+        None => class.rsplit('.').next().unwrap_or(class),
     }
 }
