@@ -309,6 +309,46 @@ async fn topic_subjects_sns_refuses_are_refused<B: Harness>(backend: B) {
     backend.publish_to_topic(&topic, fine).await.unwrap();
 }
 
+/// Declaring a queue again sets what SQS lets change (content-based deduplication of a FIFO
+/// queue), and a dead-letter setting SQS refuses is refused before anything is created.
+async fn declarations_apply_alike<B: Harness>(backend: B) {
+    let queue = format!("{}.fifo", unique("conf-redeclare"));
+    backend
+        .declare_queue(&QueueSpec::new(&queue).content_based_deduplication(false))
+        .await
+        .unwrap();
+    let mut grouped = greeting("no id");
+    grouped.message_group_id = Some("g".into());
+    let refused = backend.publish_to_queue(&queue, grouped.clone()).await;
+    assert!(
+        matches!(refused, Err(BackendError::InvalidRequest { .. })),
+        "{refused:?}"
+    );
+    backend
+        .declare_queue(&QueueSpec::new(&queue))
+        .await
+        .unwrap();
+    backend.publish_to_queue(&queue, grouped).await.unwrap();
+
+    let fifo = format!("{}.fifo", unique("conf-dlq-kind"));
+    let standard_dlq = unique("conf-dlq-standard");
+    for spec in [
+        QueueSpec::new(&fifo).dead_letter_queue(&standard_dlq, 3),
+        QueueSpec::new(unique("conf-dlq-count")).dead_letter_queue(&standard_dlq, 0),
+    ] {
+        let error = backend.declare_queue(&spec).await.unwrap_err();
+        assert!(
+            matches!(&error, BackendError::InvalidRequest { target, .. } if *target == spec.name),
+            "{error:?}"
+        );
+    }
+    let left = backend.get_queue(&standard_dlq).await;
+    assert!(
+        matches!(left, Err(BackendError::QueueDoesNotExist { .. })),
+        "a refused declaration left its dead-letter queue behind: {left:?}"
+    );
+}
+
 async fn topic_fan_out_with_filter<B: Harness>(backend: B) {
     let topic = unique("conf-topic");
     let filtered = unique("conf-filtered");
@@ -492,6 +532,7 @@ conformance!(
     fifo_order,
     fifo_publisher_keeps_equal_messages,
     topic_subjects_sns_refuses_are_refused,
+    declarations_apply_alike,
     topic_fan_out_with_filter,
     batch_publish_and_acknowledge,
     unknown_manifest_arrives_intact,

@@ -565,14 +565,16 @@ impl SqsBackend {
         let target = Target::Queue(name);
         check_name(name, 80)?;
         let mut attributes = HashMap::new();
+        let mut mutable = HashMap::new();
         if spec.is_fifo() {
             attributes.insert(QueueAttributeName::FifoQueue, "true".to_owned());
-            attributes.insert(
+            // Changeable on an existing FIFO queue, so a declaration sets it as the in-memory
+            // backend does.
+            mutable.insert(
                 QueueAttributeName::ContentBasedDeduplication,
                 spec.content_based_deduplication.to_string(),
             );
         }
-        let mut mutable = HashMap::new();
         if let Some(timeout) = spec.visibility_timeout {
             mutable.insert(
                 QueueAttributeName::VisibilityTimeout,
@@ -1025,6 +1027,9 @@ fn to_envelope(
 
 impl MessagingBackend for SqsBackend {
     async fn declare_queue(&self, spec: &QueueSpec) -> Result<QueueInfo, BackendError> {
+        // What SQS would refuse of the queue, before its dead-letter queue is created.
+        check_name(&spec.name, 80)?;
+        spec.check_dead_letter()?;
         let dead_letter_arn = match &spec.dead_letter {
             Some(dead_letter) => {
                 let dlq_spec = QueueSpec::new(dead_letter.queue.clone())

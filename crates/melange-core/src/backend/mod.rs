@@ -68,6 +68,48 @@ impl QueueSpec {
         self
     }
 
+    /// Checks the dead-letter settings as SQS does, before a backend declares anything: the
+    /// dead-letter queue is of the queue's kind (FIFO or standard) and not the queue itself,
+    /// and the receive count is 1 to 1,000. Both backends make this check first, so a spec
+    /// SQS would refuse leaves no dead-letter queue behind.
+    pub fn check_dead_letter(&self) -> Result<(), BackendError> {
+        let Some(policy) = &self.dead_letter else {
+            return Ok(());
+        };
+        let (queue, dead_letter) = (self.name.as_str(), policy.queue.as_str());
+        let invalid = |reason: String| BackendError::InvalidRequest {
+            target: queue.to_owned(),
+            reason,
+            source: None,
+        };
+        if queue == dead_letter {
+            return Err(invalid(
+                "a queue cannot be its own dead-letter queue".to_owned(),
+            ));
+        }
+        match (is_fifo_name(queue), is_fifo_name(dead_letter)) {
+            (true, false) => {
+                return Err(invalid(format!(
+                    "the dead-letter queue `{dead_letter}` of a FIFO queue must be a FIFO queue"
+                )));
+            }
+            (false, true) => {
+                return Err(invalid(format!(
+                    "the dead-letter queue `{dead_letter}` of a standard queue must be a \
+                     standard queue"
+                )));
+            }
+            _ => {}
+        }
+        let count = policy.max_receive_count;
+        if !(1..=1000).contains(&count) {
+            return Err(invalid(format!(
+                "max receive count must be 1 to 1000, not {count}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether this declares a FIFO queue (its name ends in `.fifo`).
     pub fn is_fifo(&self) -> bool {
         is_fifo_name(&self.name)

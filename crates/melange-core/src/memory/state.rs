@@ -301,10 +301,9 @@ impl State {
         if let Some(timeout) = spec.visibility_timeout {
             validate::visibility_timeout(&spec.name, timeout)?;
         }
+        spec.check_dead_letter()?;
         if let Some(policy) = &spec.dead_letter {
             validate::queue_name(&policy.queue)?;
-            validate::dead_letter_kind(&spec.name, &policy.queue)?;
-            validate::max_receive_count(&spec.name, policy.max_receive_count)?;
             if !self.queues.contains_key(&policy.queue) {
                 self.insert_queue(&QueueSpec::new(policy.queue.clone()), config);
             }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::backend::{MAX_VISIBILITY_TIMEOUT, is_fifo_name};
+use crate::backend::MAX_VISIBILITY_TIMEOUT;
 use crate::envelope::{OutgoingMessage, ReceiveOptions, check_subject};
 use crate::error::BackendError;
 
@@ -22,7 +22,6 @@ const MAX_ATTRIBUTE_NAME: usize = 256;
 /// The longest message group or deduplication id SQS accepts.
 const MAX_FIFO_ID: usize = 128;
 /// The range of `maxReceiveCount` SQS accepts in a redrive policy.
-const MAX_RECEIVE_COUNT: std::ops::RangeInclusive<u32> = 1..=1000;
 /// The most manifests one filter may list (SNS allows 150 values per filter policy).
 const MAX_FILTER_VALUES: usize = 150;
 
@@ -90,17 +89,6 @@ pub(super) fn visibility_timeout(target: &str, timeout: Duration) -> Result<(), 
             format!(
                 "visibility timeout of {timeout:?} exceeds the maximum of {MAX_VISIBILITY_TIMEOUT:?}"
             ),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a redrive policy's receive count (SQS allows 1 to 1,000).
-pub(super) fn max_receive_count(queue: &str, count: u32) -> Result<(), BackendError> {
-    if !MAX_RECEIVE_COUNT.contains(&count) {
-        return Err(invalid(
-            queue,
-            format!("max receive count must be 1 to 1000, not {count}"),
         ));
     }
     Ok(())
@@ -322,29 +310,6 @@ pub(super) fn deduplication(to: Destination<'_>, has_id: bool) -> Result<(), Bac
         ));
     }
     Ok(())
-}
-
-/// Checks that a dead-letter queue is of the same kind as its source queue.
-pub(super) fn dead_letter_kind(queue: &str, dead_letter: &str) -> Result<(), BackendError> {
-    if queue == dead_letter {
-        return Err(invalid(
-            queue,
-            "a queue cannot be its own dead-letter queue",
-        ));
-    }
-    match (is_fifo_name(queue), is_fifo_name(dead_letter)) {
-        (true, false) => Err(invalid(
-            queue,
-            format!("the dead-letter queue `{dead_letter}` of a FIFO queue must be a FIFO queue"),
-        )),
-        (false, true) => Err(invalid(
-            queue,
-            format!(
-                "the dead-letter queue `{dead_letter}` of a standard queue must be a standard queue"
-            ),
-        )),
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]
