@@ -185,3 +185,38 @@ pub enum ConsumeError {
         manifest: Option<String>,
     },
 }
+
+/// An error with its sources, `outer: cause: root cause`, for logs: a backend error's own
+/// message names the queue at fault ("backend unreachable while working on `jobs`"), and
+/// only its sources say why (a refused connection, no credentials, an HTTP 503).
+pub(crate) struct ErrorChain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_chain_shows_every_source() {
+        let error = BackendError::Unavailable {
+            target: "jobs".to_owned(),
+            source: "dispatch failure: no credentials in the environment".into(),
+        };
+        assert_eq!(
+            ErrorChain(&error).to_string(),
+            "backend unreachable while working on `jobs`: dispatch failure: no credentials in \
+             the environment"
+        );
+    }
+}

@@ -32,7 +32,7 @@ use super::options::{AckPolicy, ConsumerOptions, NoRetryOutcome, PoisonOutcome, 
 use super::{ConsumeSummary, Consumer, DeduplicationCache, MessageContext};
 use crate::backend::{MAX_VISIBILITY_TIMEOUT, MessagingBackend, QueueInfo, Received};
 use crate::envelope::{Envelope, OutgoingMessage, ReceiptHandle, ReceiveOptions};
-use crate::error::{BackendError, ConsumeError, HandlerError};
+use crate::error::{BackendError, ConsumeError, ErrorChain, HandlerError};
 use crate::id_hash::BuildIdHasher;
 use crate::serializer::SerializerRegistry;
 use crate::shutdown::Shutdown;
@@ -624,13 +624,13 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             Ok(batch) => batch,
             Err(error) if error.is_transient() => {
                 let pause = self.error_backoff;
-                tracing::warn!(queue = self.queue, %error, ?pause, "receive failed; retrying after a pause");
+                tracing::warn!(queue = self.queue, error = %ErrorChain(&error), ?pause, "receive failed; retrying after a pause");
                 self.paused_until = Some(Instant::now() + pause);
                 self.error_backoff = pause.saturating_mul(2).min(MAX_ERROR_BACKOFF);
                 return;
             }
             Err(error) => {
-                tracing::error!(queue = self.queue, %error, "receive failed; stopping");
+                tracing::error!(queue = self.queue, error = %ErrorChain(&error), "receive failed; stopping");
                 self.begin_stop(Some(error));
                 return;
             }
@@ -1080,13 +1080,13 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 }
             }
             IoDone::Failed(error @ BackendError::QueueDoesNotExist { .. }) => {
-                tracing::error!(queue = self.queue, %error, "queue gone; stopping");
+                tracing::error!(queue = self.queue, error = %ErrorChain(&error), "queue gone; stopping");
                 if self.stop.is_none() {
                     self.begin_stop(Some(error));
                 }
             }
             IoDone::Failed(error) => {
-                tracing::warn!(queue = self.queue, %error, "backend call failed; affected messages will be delivered again");
+                tracing::warn!(queue = self.queue, error = %ErrorChain(&error), "backend call failed; affected messages will be delivered again");
             }
             IoDone::Extended { retry } => self.retry_heartbeats(retry),
             IoDone::Done => {}
@@ -1149,12 +1149,12 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                     .zip(results)
                     .filter_map(|((id, _, _), result)| {
                         let error = result.err()?;
-                        tracing::warn!(queue, %error, "heartbeat failed");
+                        tracing::warn!(queue, error = %ErrorChain(&error), "heartbeat failed");
                         error.is_transient().then_some(*id)
                     })
                     .collect(),
                 Err(error) => {
-                    tracing::warn!(queue, %error, "heartbeats failed");
+                    tracing::warn!(queue, error = %ErrorChain(&error), "heartbeats failed");
                     if error.is_transient() {
                         due.iter().map(|(id, _, _)| *id).collect()
                     } else {
@@ -1186,7 +1186,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             match backend.change_visibility_batch(queue, &entries).await {
                 Ok(results) => {
                     for error in results.into_iter().filter_map(Result::err) {
-                        tracing::warn!(queue, %error, "visibility change failed");
+                        tracing::warn!(queue, error = %ErrorChain(&error), "visibility change failed");
                     }
                     IoDone::Done
                 }
@@ -1214,7 +1214,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                         for result in results {
                             match result {
                                 Ok(()) => acknowledged += 1,
-                                Err(error) => tracing::warn!(queue, %error, "acknowledgement failed; the message will be delivered again"),
+                                Err(error) => tracing::warn!(queue, error = %ErrorChain(&error), "acknowledgement failed; the message will be delivered again"),
                             }
                         }
                         IoDone::Acknowledged(acknowledged)
@@ -1316,7 +1316,7 @@ async fn acknowledge_early<B: MessagingBackend>(
         match backend.acknowledge_batch(queue, chunk).await {
             Ok(chunk_results) => results.extend(chunk_results.into_iter().map(|r| r.is_ok())),
             Err(error) => {
-                tracing::warn!(queue, %error, "early acknowledgement failed; the messages will be delivered again");
+                tracing::warn!(queue, error = %ErrorChain(&error), "early acknowledgement failed; the messages will be delivered again");
                 results.extend(std::iter::repeat_n(false, chunk.len()));
             }
         }
