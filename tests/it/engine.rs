@@ -1210,3 +1210,81 @@ async fn a_shutdown_that_fired_before_the_loop_started_receives_nothing() {
     assert_eq!(worker.completed(), 0);
     assert_eq!(backend.queue_stats(QUEUE).unwrap().visible, 5);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_dead_letter_queue_does_not_stop_the_loop() {
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    backend.delete_queue("jobs-dlq").await.unwrap();
+    publish_jobs(&backend, [Job::new(1, 0, "no-retry"), Job::new(2, 0, "ok")]).await;
+    let worker = Arc::new(Worker::default());
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let recorded = events.clone();
+    let summary = handler(
+        &worker,
+        backend.clone(),
+        ConsumerOptions::default().stop_when_idle(Duration::from_secs(1)),
+    )
+    .on_event(move |event| {
+        if let ConsumerEvent::DeadLettered { message_id, .. } = event {
+            recorded.lock().unwrap().push(message_id.to_string());
+        }
+    })
+    .consume_loop(QUEUE)
+    .await
+    .expect("a dead-letter queue that is gone is not the consumed queue");
+    assert_eq!(worker.runs_of(2).len(), 1);
+    assert_eq!(summary.dead_lettered, 0);
+    assert!(
+        events.lock().unwrap().is_empty(),
+        "DeadLettered reported for a move that failed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_received_batch_is_reported_once_taken_in() {
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    publish_jobs(&backend, (0..25).map(|id| Job::new(id, 0, "ok"))).await;
+    let worker = Arc::new(Worker::default());
+    let sizes = Arc::new(Mutex::new(Vec::new()));
+    let recorded = sizes.clone();
+    let summary = handler(&worker, backend.clone(), ConsumerOptions::default())
+        .on_event(move |event| {
+            if let ConsumerEvent::BatchDone { size } = event {
+                recorded.lock().unwrap().push(*size);
+            }
+        })
+        .drain(QUEUE)
+        .await
+        .unwrap();
+    let sizes = sizes.lock().unwrap().clone();
+    assert_eq!(sizes.iter().sum::<usize>(), 25, "{sizes:?}");
+    assert_eq!(summary.received, 25);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_left_to_the_visibility_timeout_is_reported_as_retried() {
+    // Without a backoff (Python Melange's behaviour) the message comes back when its
+    // visibility runs out: that is a retry, with a known delay.
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    publish_jobs(&backend, [Job::new(1, 5_000, "fail")]).await;
+    let worker = Arc::new(Worker::default());
+    let retry_in = Arc::new(Mutex::new(None));
+    let recorded = retry_in.clone();
+    let summary = handler(
+        &worker,
+        backend.clone(),
+        ConsumerOptions::default().retry_backoff(None),
+    )
+    .on_event(move |event| {
+        if let ConsumerEvent::Failed { retry_in, .. } = event {
+            *recorded.lock().unwrap() = Some(*retry_in);
+        }
+    })
+    .drain(QUEUE)
+    .await
+    .unwrap();
+    assert_eq!((summary.failed, summary.retried), (1, 1));
+    let retry_in = retry_in.lock().unwrap().expect("a Failed event");
+    // Received at 0 with a 30 s timeout, failed at 5 s.
+    assert_eq!(retry_in, Some(Duration::from_secs(25)));
+}

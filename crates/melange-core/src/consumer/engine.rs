@@ -88,6 +88,9 @@ struct Lease {
     /// When its handlers started (FIFO: a waiting message gets it when its turn comes).
     started: Instant,
     next_heartbeat: Option<Instant>,
+    /// When it becomes visible again unless settled: the receive's timeout, moved by each
+    /// heartbeat sent.
+    visible_at: Instant,
     group: Option<Arc<str>>,
 }
 
@@ -97,6 +100,8 @@ enum IoDone {
     /// A message was dead-lettered (`Ok`) or not; its FIFO group waited for the outcome.
     DeadLettered {
         result: Result<(), BackendError>,
+        message_id: Arc<str>,
+        dead_letter_queue: String,
         group: Option<Arc<str>>,
     },
     Failed(BackendError),
@@ -652,6 +657,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         self.summary.received += batch.len() as u64;
         self.metrics.received.increment(batch.len() as u64);
         let now = Instant::now();
+        let size = batch.len();
         self.held_back.clear();
         for item in batch {
             let delivery = match &item {
@@ -685,6 +691,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 self.held_back.push(group);
             }
         }
+        self.engine.emit(ConsumerEvent::BatchDone { size });
     }
 
     /// Takes a received message: poison is settled at once, without taking a slot; the rest
@@ -737,6 +744,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             received_at: now,
             started: now,
             next_heartbeat: None,
+            visible_at: now + self.visibility,
             group: group.clone(),
         };
         let Some(group) = group else {
@@ -893,7 +901,9 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         self.summary.failed += 1;
         self.metrics.failed.increment(1);
         let receive_count = envelope.delivery.receive_count;
-        let mut retry_in = None;
+        // A delay to set on the message's visibility; without one a message left on the
+        // queue comes back when its visibility runs out.
+        let mut delay = None;
         let settled = match (self.options.ack_policy, retry) {
             (AckPolicy::Always, _) => {
                 self.acknowledge(lease.receipt.clone());
@@ -907,12 +917,12 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 }
                 NoRetryOutcome::DeadLetter => self.dead_letter(envelope.clone()),
             },
-            (AckPolicy::AfterSuccess, Retry::After(delay)) => {
-                retry_in = Some(delay);
+            (AckPolicy::AfterSuccess, Retry::After(after)) => {
+                delay = Some(after);
                 Left::No
             }
             (AckPolicy::AfterSuccess, Retry::WithBackoff) => {
-                retry_in = self
+                delay = self
                     .options
                     .retry_backoff
                     .map(|backoff| retry_delay(backoff, receive_count, &envelope.message_id));
@@ -922,11 +932,17 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
         // The server refuses a visibility change ending more than 12 hours after the
         // receive, and the message would then come back at its current deadline, within
         // seconds: a longer delay is shortened to what is left of the 12 hours.
-        let retry_in = retry_in.map(|delay| delay.min(visibility_left(lease.received_at, now)));
-        if let Some(delay) = retry_in {
+        let delay = delay.map(|delay| delay.min(visibility_left(lease.received_at, now)));
+        if let Some(delay) = delay {
+            self.releases.push((lease.receipt.clone(), delay));
+        }
+        // Left on the queue, it is retried: after the delay, or when its visibility runs
+        // out (no backoff, as Python Melange; or dead-lettering with no dead-letter queue).
+        let retry_in = (settled == Left::No)
+            .then(|| delay.unwrap_or_else(|| lease.visible_at.saturating_duration_since(now)));
+        if retry_in.is_some() {
             self.summary.retried += 1;
             self.metrics.retried.increment(1);
-            self.releases.push((lease.receipt.clone(), delay));
         }
         tracing::warn!(
             queue = self.queue,
@@ -1038,10 +1054,6 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             .clone()
             .filter(|_| self.info.fifo);
         let (backend, queue) = (&self.engine.backend, self.queue);
-        self.engine.emit(ConsumerEvent::DeadLettered {
-            message_id: &envelope.message_id,
-            dead_letter_queue: &policy.queue,
-        });
         self.call(Box::pin(async move {
             let receipt = envelope.delivery.receipt.clone();
             let copy = dead_letter_copy(&envelope, &policy.queue);
@@ -1049,7 +1061,12 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 Ok(_) => backend.acknowledge(queue, &receipt).await,
                 Err(error) => Err(error),
             };
-            IoDone::DeadLettered { result, group }
+            IoDone::DeadLettered {
+                result,
+                message_id: envelope.message_id,
+                dead_letter_queue: policy.queue,
+                group,
+            }
         }));
         Left::Pending
     }
@@ -1066,20 +1083,40 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
     fn on_io(&mut self, done: IoDone) {
         match done {
             IoDone::Acknowledged(count) => self.summary.acknowledged += count,
-            IoDone::DeadLettered { result, group } => {
+            IoDone::DeadLettered {
+                result,
+                message_id,
+                dead_letter_queue,
+                group,
+            } => {
                 let moved = result.is_ok();
                 match result {
                     Ok(()) => {
                         self.summary.dead_lettered += 1;
                         self.metrics.dead_lettered.increment(1);
+                        self.engine.emit(ConsumerEvent::DeadLettered {
+                            message_id: &message_id,
+                            dead_letter_queue: &dead_letter_queue,
+                        });
                     }
-                    Err(error) => self.on_io(IoDone::Failed(error)),
+                    Err(error) => {
+                        tracing::warn!(
+                            queue = self.queue,
+                            %message_id,
+                            dead_letter_queue,
+                            error = %ErrorChain(&error),
+                            "could not dead-letter the message; it stays on the queue"
+                        );
+                    }
                 }
                 if let Some(group) = group {
                     self.continue_group(group, moved);
                 }
             }
-            IoDone::Failed(error @ BackendError::QueueDoesNotExist { .. }) => {
+            // The consumed queue is gone; another one (a dead-letter queue) is not a reason
+            // to stop consuming this one.
+            IoDone::Failed(error @ BackendError::QueueDoesNotExist { .. }) if matches!(&error, BackendError::QueueDoesNotExist { name, .. } if name == self.queue) =>
+            {
                 tracing::error!(queue = self.queue, error = %ErrorChain(&error), "queue gone; stopping");
                 if self.stop.is_none() {
                     self.begin_stop(Some(error));
@@ -1126,6 +1163,7 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
             }
             let next = now + timeout.mul_f64(fraction);
             lease.next_heartbeat = Some(next);
+            lease.visible_at = now + timeout;
             self.heartbeats.push(Reverse((next, id)));
             due.push((id, lease.receipt.clone(), timeout));
         }
@@ -1423,6 +1461,7 @@ mod tests {
                 received_at: now,
                 started: now,
                 next_heartbeat: None,
+                visible_at: now,
                 group: None,
             };
             run.hold(id, lease);

@@ -19,8 +19,9 @@ pub enum ConsumerEvent<'a> {
         /// How long its handlers took.
         elapsed: Duration,
     },
-    /// A handler failed (or panicked); the message will be retried after `retry_in`, or
-    /// dead-lettered/discarded when `retry_in` is `None`.
+    /// A handler failed (or panicked); the message will be retried after `retry_in` (a
+    /// delay it was given, or what is left of its visibility timeout), or is acknowledged,
+    /// dead-lettered or discarded when `retry_in` is `None`.
     Failed {
         /// The message id.
         message_id: &'a str,
@@ -30,7 +31,7 @@ pub enum ConsumerEvent<'a> {
         receive_count: u32,
         /// What went wrong.
         error: &'a ConsumeError,
-        /// When it becomes visible again, if it is retried on the consumer's schedule.
+        /// When it becomes visible again, if it stays on the queue.
         retry_in: Option<Duration>,
     },
     /// The message could not be processed at all (malformed, unknown manifest or serializer,
@@ -43,14 +44,16 @@ pub enum ConsumerEvent<'a> {
         /// Why.
         reason: &'a str,
     },
-    /// The message was sent to the dead-letter queue.
+    /// The message was copied to the dead-letter queue and deleted from its own (sent once
+    /// both calls succeeded).
     DeadLettered {
         /// The message id.
         message_id: &'a str,
         /// The dead-letter queue.
         dead_letter_queue: &'a str,
     },
-    /// A batch of messages has been dispatched (Python Melange's `after_consume`).
+    /// A received batch has been taken in: each of its messages started, waits behind its
+    /// FIFO group, or was settled as poison (Python Melange's `after_consume`).
     BatchDone {
         /// Messages in the batch.
         size: usize,

@@ -32,6 +32,10 @@ pub trait DeduplicationCache: Send + Sync + 'static {
     fn store<'a>(&'a self, key: &'a str) -> CacheFuture<'a, ()>;
 }
 
+/// The longest time to live: a century, so "for ever" adds to the clock without overflow
+/// (and is a number of seconds Redis takes).
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 /// A [`DeduplicationCache`] in process memory, with a time to live per key and a bound on
 /// the number of keys (the oldest are forgotten first).
 ///
@@ -51,9 +55,10 @@ struct CacheState {
 
 impl InMemoryDeduplicationCache {
     /// A cache that remembers each key for `ttl`, and at most `capacity` keys.
+    /// `Duration::MAX`: keys are forgotten only to make room.
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
-            ttl,
+            ttl: ttl.min(MAX_TTL),
             capacity: capacity.max(1),
             state: Mutex::new(CacheState::default()),
         }
@@ -133,6 +138,14 @@ mod tests {
         assert!(!cache.contains("C.m2").await.unwrap());
         tokio::time::advance(Duration::from_secs(61)).await;
         assert!(!cache.contains("C.m1").await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ttl_of_for_ever_does_not_overflow_the_clock() {
+        let cache = InMemoryDeduplicationCache::new(Duration::MAX, 2);
+        cache.store("C.m1").await.unwrap();
+        tokio::time::advance(Duration::from_secs(10 * 365 * 24 * 3600)).await;
+        assert!(cache.contains("C.m1").await.unwrap());
     }
 
     #[tokio::test(start_paused = true)]

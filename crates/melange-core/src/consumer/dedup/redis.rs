@@ -50,7 +50,7 @@ impl RedisDeduplicationCache {
         let connection = ConnectionManager::new_with_config(client, config).await?;
         Ok(Self {
             connection,
-            ttl_seconds: ttl.as_secs().max(1),
+            ttl_seconds: ttl.min(super::MAX_TTL).as_secs().max(1),
             namespace: "melange".to_owned(),
         })
     }
