@@ -124,6 +124,38 @@ impl<M: melange::Message + Clone> Relay<M> {
     }
 }
 
+/// Handlers under `#[cfg]`: `#[cfg(any())]` is never compiled, `#[cfg(not(any()))]` always.
+#[derive(Default)]
+struct Configured {
+    seen: Mutex<Vec<String>>,
+}
+
+#[melange::listener]
+impl Configured {
+    #[cfg(any())]
+    async fn on_created_off(&self, event: OrderCreated) {
+        self.record(format!("off {}", event.order_id));
+    }
+
+    #[cfg(not(any()))]
+    async fn on_created_on(&self, event: OrderCreated) {
+        self.record(format!("on {}", event.order_id));
+    }
+
+    #[cfg(any())]
+    #[listener(fallback)]
+    async fn on_any(&self, _payload: serde_json::Value) {
+        self.record("any".to_owned());
+    }
+
+    #[listener(skip)]
+    fn record(&self, entry: String) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push(entry);
+        }
+    }
+}
+
 fn envelope(manifest: Option<&str>, content: &str) -> Envelope {
     Envelope {
         message_id: Arc::from("m-1"),
@@ -314,6 +346,26 @@ async fn unaccepted_manifest_is_reported() {
         Err(ConsumeError::Unaccepted { manifest, .. }) => assert_eq!(manifest, None),
         other => panic!("expected Unaccepted, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn cfg_gated_handlers_follow_their_cfg() -> Result<(), ConsumeError> {
+    let consumer = Configured::default();
+    assert!(consumer.accepts(Some("OrderCreated")));
+    assert!(!consumer.accepts(Some("Refund")));
+    assert!(!consumer.accepts(None));
+    consume(&consumer, Some("OrderCreated"), r#"{"order_id":4}"#).await?;
+    // The fallback is not compiled: other manifests are not taken.
+    match consume(&consumer, Some("Refund"), "{}").await {
+        Err(ConsumeError::Unaccepted { consumer, manifest }) => {
+            assert_eq!(consumer, "Configured");
+            assert_eq!(manifest.as_deref(), Some("Refund"));
+        }
+        other => panic!("expected Unaccepted, got {other:?}"),
+    }
+    let seen = consumer.seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(seen, ["on 4"]);
+    Ok(())
 }
 
 #[tokio::test]

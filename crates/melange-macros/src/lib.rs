@@ -82,6 +82,32 @@ pub fn derive_message(input: TokenStream) -> TokenStream {
 /// error at the second one. Two message types that derive the same manifest are caught by a
 /// compile-time check of all the handlers' manifests.
 ///
+/// # Handlers under `#[cfg]`
+///
+/// A handler under `#[cfg(...)]` (or `#[cfg_attr(p, cfg(...))]`) is dispatched to only where it
+/// is compiled: everything generated for it is under the same configuration. Two handlers of
+/// one manifest, or two fallbacks, under different configurations are an error only where both
+/// are compiled, so one handler can replace another behind a feature:
+///
+/// ```
+/// # use melange::{listener, Consumer, Message};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize, Message)]
+/// # struct OrderCreated { order_id: u64 }
+/// struct Orders;
+///
+/// #[listener]
+/// impl Orders {
+///     #[cfg(feature = "v2")]
+///     async fn on_created_v2(&self, event: OrderCreated) {}
+///
+///     #[cfg(not(feature = "v2"))]
+///     async fn on_created(&self, event: OrderCreated) {}
+/// }
+///
+/// assert!(Orders.accepts(Some("OrderCreated")));
+/// ```
+///
 /// # Generics
 ///
 /// A generic impl block (`impl<S: Store> Orders<S>`) gives a generic consumer; the type must be

@@ -1,8 +1,9 @@
 //! What `#[listener]` reads: the impl block, and the `#[listener(...)]` options of its methods.
 
 use proc_macro2::TokenStream;
-use quote::ToTokens;
-use syn::{Attribute, Expr, Ident, ImplItem, Item, ItemImpl, LitStr, Signature};
+use quote::{ToTokens, quote};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Expr, Ident, ImplItem, Item, ItemImpl, LitStr, Meta, Signature, Token};
 
 use crate::errors::Errors;
 use crate::literal::string_literal;
@@ -21,6 +22,87 @@ pub(crate) struct Method {
     pub(crate) sig: Signature,
     /// Its `#[listener(...)]` options.
     pub(crate) options: MethodOptions,
+    /// The configuration it is compiled under.
+    pub(crate) cfg: Cfg,
+}
+
+/// The `#[cfg(...)]` predicates a method is compiled under, all of which must hold; none when
+/// it is always compiled.
+///
+/// `#[listener]` sees the methods before `cfg` is evaluated, and the method keeps its
+/// attributes, so everything generated that names the method is put under the same predicates.
+#[derive(Clone, Default)]
+pub(crate) struct Cfg(Vec<TokenStream>);
+
+impl Cfg {
+    /// Reads the `#[cfg(...)]` attributes, and those written as `#[cfg_attr(p, cfg(q))]`.
+    fn read(attrs: &[Attribute]) -> Self {
+        Self(
+            attrs
+                .iter()
+                .filter_map(|attr| predicate(&attr.meta))
+                .collect(),
+        )
+    }
+
+    /// Whether there is no predicate: always compiled.
+    pub(crate) fn is_always(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// One predicate for all of them: `all()` when always compiled.
+    pub(crate) fn predicate(&self) -> TokenStream {
+        match self.0.as_slice() {
+            [one] => one.clone(),
+            all => quote!(all(#(#all),*)),
+        }
+    }
+
+    /// The `#[cfg(...)]` attribute to put on what the method's configuration governs; nothing
+    /// when it is always compiled.
+    pub(crate) fn attr(&self) -> TokenStream {
+        if self.is_always() {
+            return TokenStream::new();
+        }
+        let predicate = self.predicate();
+        quote!(#[cfg(#predicate)])
+    }
+
+    /// The configuration under which both hold.
+    pub(crate) fn and(&self, other: &Self) -> Self {
+        Self(self.0.iter().chain(&other.0).cloned().collect())
+    }
+
+    /// The predicates as written, to compare two configurations textually.
+    pub(crate) fn key(&self) -> String {
+        self.predicate().to_string()
+    }
+}
+
+/// The predicate under which an attribute keeps its item: `p` for `cfg(p)`,
+/// `any(not(p), q)` for `cfg_attr(p, cfg(q))`; `None` for attributes that never remove it.
+/// A malformed `cfg_attr` is left to the compiler to report.
+fn predicate(meta: &Meta) -> Option<TokenStream> {
+    let Meta::List(list) = meta else {
+        return None;
+    };
+    if list.path.is_ident("cfg") {
+        return Some(list.tokens.clone());
+    }
+    if !list.path.is_ident("cfg_attr") {
+        return None;
+    }
+    let metas = list
+        .parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)
+        .ok()?;
+    let mut metas = metas.iter();
+    let condition = metas.next()?;
+    let inner: Vec<TokenStream> = metas.filter_map(predicate).collect();
+    match inner.as_slice() {
+        [] => None,
+        [one] => Some(quote!(any(not(#condition), #one))),
+        all => Some(quote!(any(not(#condition), all(#(#all),*)))),
+    }
 }
 
 /// The options of `#[listener(...)]` on a method.
@@ -82,6 +164,7 @@ impl Listener {
                 methods.push(Method {
                     sig: method.sig.clone(),
                     options,
+                    cfg: Cfg::read(&method.attrs),
                 });
             }
         }

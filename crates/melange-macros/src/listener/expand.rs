@@ -5,7 +5,7 @@ use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Generics, Type, parse_quote};
 
-use super::ast::Listener;
+use super::ast::{Cfg, Listener};
 use super::valid::{Binding, Consumer, Handler};
 
 /// How generated code reaches one handler's manifest and decoder.
@@ -37,9 +37,29 @@ pub(crate) fn consumer_impl(listener: &Listener, consumer: &Consumer) -> TokenSt
         .map(|(index, handler)| route(index, handler, generic))
         .collect();
     let route_items = routes.iter().filter_map(|route| route.item.as_ref());
+    let conflicts = consumer.conflicts.iter().map(|conflict| {
+        let cfg = conflict.cfg.attr();
+        let error = &conflict.error;
+        quote!(#cfg #error)
+    });
 
     let duplicate_check = (routes.len() > 1).then(|| {
-        let manifests = routes.iter().map(|route| &route.manifest);
+        // Each manifest is under its handler's `#[cfg]`: only compiled handlers are compared.
+        let manifests = consumer
+            .handlers
+            .iter()
+            .zip(&routes)
+            .map(|(handler, route)| {
+                let cfg = handler.cfg.attr();
+                let manifest = &route.manifest;
+                // A duplicate of an earlier handler under some configuration is reported there by
+                // its own error, not again by this check.
+                let not_duplicate = (!handler.duplicates.is_empty()).then(|| {
+                    let duplicates = handler.duplicates.iter().map(Cfg::predicate);
+                    quote!(#[cfg(not(any(#(#duplicates),*)))])
+                });
+                quote!(#cfg #not_duplicate #manifest)
+            });
         let message = duplicate_message(consumer);
         let check = quote! {
             if #private::has_duplicate(&[#(#manifests),*]) {
@@ -55,32 +75,51 @@ pub(crate) fn consumer_impl(listener: &Listener, consumer: &Consumer) -> TokenSt
         None => (None, None),
     };
 
-    let accepts = if consumer.fallback.is_some() {
+    // Whether a fallback is compiled: then every manifest is accepted.
+    let (some_fallback, no_fallback) = fallback_cfgs(&consumer.fallbacks);
+    let accepts_all = some_fallback.map(|cfg| {
         quote! {
+            #cfg
             #[inline]
             fn accepts(&self, _manifest: #private::Option<&str>) -> bool {
                 true
             }
         }
-    } else if routes.is_empty() {
-        quote! {
-            #[inline]
-            fn accepts(&self, _manifest: #private::Option<&str>) -> bool {
-                false
+    });
+    let accepts_some = no_fallback.as_ref().map(|cfg| {
+        if routes.is_empty() {
+            quote! {
+                #cfg
+                #[inline]
+                fn accepts(&self, _manifest: #private::Option<&str>) -> bool {
+                    false
+                }
             }
-        }
-    } else {
-        let manifests = routes.iter().map(|route| &route.manifest);
-        quote! {
-            #[inline]
-            fn accepts(&self, manifest: #private::Option<&str>) -> bool {
-                match manifest {
-                    #private::Option::Some(manifest) => #(manifest == #manifests)||*,
-                    #private::Option::None => false,
+        } else {
+            let arms = consumer
+                .handlers
+                .iter()
+                .zip(&routes)
+                .map(|(handler, route)| {
+                    let cfg = handler.cfg.attr();
+                    let manifest = &route.manifest;
+                    quote! {
+                        #cfg
+                        #private::Option::Some(manifest) if manifest == #manifest => true,
+                    }
+                });
+            quote! {
+                #cfg
+                #[inline]
+                fn accepts(&self, manifest: #private::Option<&str>) -> bool {
+                    match manifest {
+                        #(#arms)*
+                        _ => false,
+                    }
                 }
             }
         }
-    };
+    });
 
     let dispatch = (!routes.is_empty()).then(|| {
         let arms = consumer
@@ -88,9 +127,11 @@ pub(crate) fn consumer_impl(listener: &Listener, consumer: &Consumer) -> TokenSt
             .iter()
             .zip(&routes)
             .map(|(handler, route)| {
+                let cfg = handler.cfg.attr();
                 let manifest = &route.manifest;
                 let call = call_handler(name, handler, route);
                 quote! {
+                    #cfg
                     if __melange_manifest == #manifest {
                         #call
                     }
@@ -102,20 +143,29 @@ pub(crate) fn consumer_impl(listener: &Listener, consumer: &Consumer) -> TokenSt
             }
         }
     });
-    let tail = match &consumer.fallback {
-        Some(fallback) => {
-            // Its binding is `Fallback`: the index and genericity play no part.
-            call_handler(name, fallback, &route(0, fallback, generic))
+    // At most one fallback is compiled (the others are conflicts); the tail returns, so each
+    // is a statement, as is the error when none is compiled.
+    let fallbacks = consumer.fallbacks.iter().map(|fallback| {
+        let cfg = fallback.cfg.attr();
+        // Its binding is `Fallback`: the index and genericity play no part.
+        let call = call_handler(name, fallback, &route(0, fallback, generic));
+        quote!(#cfg { #call })
+    });
+    let unaccepted = no_fallback.map(|cfg| {
+        quote! {
+            #cfg
+            {
+                #private::Result::Err(#private::unaccepted(#name, __melange_ctx.manifest()))
+            }
         }
-        None => quote! {
-            #private::Result::Err(#private::unaccepted(#name, __melange_ctx.manifest()))
-        },
-    };
+    });
+    let tail = quote!(#(#fallbacks)* #unaccepted);
 
     quote! {
         const _: () = {
             #(#route_items)*
             #module_check
+            #(#conflicts)*
 
             #[automatically_derived]
             impl #impl_generics #private::Consumer for #self_ty #where_clause {
@@ -124,7 +174,8 @@ pub(crate) fn consumer_impl(listener: &Listener, consumer: &Consumer) -> TokenSt
                     #name
                 }
 
-                #accepts
+                #accepts_all
+                #accepts_some
 
                 fn consume<'__melange>(
                     &'__melange self,
@@ -175,6 +226,23 @@ pub(crate) fn stand_in_impl(listener: &Listener, consumer: &Consumer) -> TokenSt
     }
 }
 
+/// The `#[cfg(...)]` attributes under which a fallback is compiled and under which none is; an
+/// empty attribute when that is always the case, `None` when it never is.
+fn fallback_cfgs(fallbacks: &[Handler]) -> (Option<TokenStream>, Option<TokenStream>) {
+    if fallbacks.is_empty() {
+        (None, Some(TokenStream::new()))
+    } else if fallbacks.iter().any(|fallback| fallback.cfg.is_always()) {
+        (Some(TokenStream::new()), None)
+    } else {
+        let predicates = fallbacks.iter().map(|fallback| fallback.cfg.predicate());
+        let predicate = quote!(any(#(#predicates),*));
+        (
+            Some(quote!(#[cfg(#predicate)])),
+            Some(quote!(#[cfg(not(#predicate))])),
+        )
+    }
+}
+
 /// The impl block's generics, plus the bounds `Consumer` needs of a generic type.
 fn consumer_generics(generics: &Generics) -> Generics {
     let mut generics = generics.clone();
@@ -207,8 +275,10 @@ fn route(index: usize, handler: &Handler, generic: bool) -> Route {
                 }
             } else {
                 let constant = format_ident!("__MELANGE_ROUTE_{}", index);
+                let cfg = handler.cfg.attr();
                 Route {
                     item: Some(quote! {
+                        #cfg
                         const #constant: #private::Route<#ty> = #new_route;
                     }),
                     manifest: quote!(#constant.manifest),
@@ -303,15 +373,17 @@ fn duplicate_message(consumer: &Consumer) -> String {
     let handlers: Vec<String> = consumer
         .handlers
         .iter()
-        .map(|handler| match &handler.binding {
-            Binding::Manifest(manifest) => {
-                format!("`{}` (manifest {:?})", handler.ident, manifest.value())
-            }
-            _ => format!(
-                "`{}` (`{}::MANIFEST`)",
-                handler.ident,
-                handler.message.to_token_stream()
-            ),
+        .map(|handler| {
+            let bound = match &handler.binding {
+                Binding::Manifest(manifest) => format!("manifest {:?}", manifest.value()),
+                _ => format!("`{}::MANIFEST`", handler.message.to_token_stream()),
+            };
+            let cfg = if handler.cfg.is_always() {
+                String::new()
+            } else {
+                format!(", under `#[cfg({})]`", handler.cfg.predicate())
+            };
+            format!("`{}` ({bound}{cfg})", handler.ident)
         })
         .collect();
     format!(

@@ -86,6 +86,44 @@ mod tests {
     }
 
     #[test]
+    fn cfg_gated_methods_put_their_cfg_on_what_names_them() {
+        let file = expand_to_file(quote! {
+            impl Orders {
+                async fn on_created(&self, event: OrderCreated) {}
+                #[cfg(feature = "refunds")]
+                async fn on_refund(&self, event: Refund) {}
+                #[cfg_attr(test, cfg(unix))]
+                #[listener(manifest = "json")]
+                async fn on_json(&self, payload: Value) {}
+            }
+        });
+        let text = quote!(#file).to_string();
+        let refund = "# [cfg (feature = \"refunds\")]";
+        assert!(
+            text.contains(&format!("{refund} const __MELANGE_ROUTE_1")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{refund} __MELANGE_ROUTE_1 . manifest")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{refund} if __melange_manifest ==")),
+            "{text}"
+        );
+        let json = "# [cfg (any (not (test) , unix))]";
+        assert!(
+            text.contains(&format!("{json} if __melange_manifest == \"json\"")),
+            "{text}"
+        );
+        // The user's method keeps its own attributes.
+        assert!(
+            text.contains("# [cfg_attr (test , cfg (unix))] async fn on_json"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn on_error_keeps_the_item_and_a_stand_in() {
         let file = expand_to_file(quote! {
             impl Orders {

@@ -2,12 +2,12 @@
 
 use std::collections::HashMap;
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, LitStr, Receiver, ReturnType, Type};
 
-use super::ast::{Listener, Method};
+use super::ast::{Cfg, Listener, Method};
 use crate::errors::Errors;
 
 /// A checked listener: what the generated `Consumer` dispatches to.
@@ -16,8 +16,20 @@ pub(crate) struct Consumer {
     pub(crate) name: String,
     /// The handlers bound to a manifest, in the order written.
     pub(crate) handlers: Vec<Handler>,
-    /// The handler of everything else.
-    pub(crate) fallback: Option<Handler>,
+    /// The handlers of everything else, in the order written: at most one, or several under
+    /// different configurations, at most one of which may be compiled.
+    pub(crate) fallbacks: Vec<Handler>,
+    /// Errors that depend on the configuration: two handlers of one manifest (or two fallbacks)
+    /// under different `#[cfg]`s are an error only where both are compiled.
+    pub(crate) conflicts: Vec<Conflict>,
+}
+
+/// A compile error under a configuration.
+pub(crate) struct Conflict {
+    /// Where it applies.
+    pub(crate) cfg: Cfg,
+    /// The `compile_error!` invocation.
+    pub(crate) error: TokenStream,
 }
 
 /// A handler method.
@@ -32,6 +44,11 @@ pub(crate) struct Handler {
     pub(crate) output: Span,
     /// What it handles.
     pub(crate) binding: Binding,
+    /// The configuration it is compiled under.
+    pub(crate) cfg: Cfg,
+    /// The configurations under which it duplicates an earlier handler (reported by a
+    /// [`Conflict`]), and is left out of the check that manifests are distinct.
+    pub(crate) duplicates: Vec<Cfg>,
 }
 
 /// What a handler handles.
@@ -52,33 +69,42 @@ const SKIP_HINT: &str = "if it is a helper rather than a handler, mark it `#[lis
 pub(crate) fn check(listener: &Listener, errors: &mut Errors) -> Consumer {
     let name = type_name(&listener.item.self_ty);
     let mut handlers = Vec::new();
-    let mut fallback: Option<Handler> = None;
+    let mut fallbacks: Vec<Handler> = Vec::new();
+    let mut conflicts = Vec::new();
     // Textual duplicates: the same message type, or the same explicit manifest, twice.
-    let mut seen: HashMap<String, Ident> = HashMap::new();
+    let mut seen: HashMap<String, Vec<(Ident, Cfg)>> = HashMap::new();
     for method in &listener.methods {
-        let Some(handler) = check_method(method, errors) else {
+        let Some(mut handler) = check_method(method, errors) else {
             continue;
         };
         match &handler.binding {
             Binding::Fallback => {
-                if let Some(first) = &fallback {
-                    let at = method
-                        .options
-                        .fallback
-                        .as_ref()
-                        .map_or_else(|| handler.ident.span(), Ident::span);
-                    errors.at(
-                        at,
-                        format_args!(
-                            "`{}` is already the fallback of `{name}`; a consumer has at most one \
-                             fallback: bind this handler to a manifest with \
-                             `#[listener(manifest = \"...\")]` or remove one",
-                            first.ident
-                        ),
-                    );
-                } else {
-                    fallback = Some(handler);
+                let at = method
+                    .options
+                    .fallback
+                    .as_ref()
+                    .map_or_else(|| handler.ident.span(), Ident::span);
+                let message = |first: &Ident| {
+                    format!(
+                        "`{first}` is already the fallback of `{name}`; a consumer has at most one \
+                         fallback: bind this handler to a manifest with \
+                         `#[listener(manifest = \"...\")]` or remove one"
+                    )
+                };
+                if let Some(first) = fallbacks
+                    .iter()
+                    .find(|first| first.cfg.key() == handler.cfg.key())
+                {
+                    errors.at(at, message(&first.ident));
+                    continue;
                 }
+                for first in &fallbacks {
+                    conflicts.push(Conflict {
+                        cfg: first.cfg.and(&handler.cfg),
+                        error: syn::Error::new(at, message(&first.ident)).to_compile_error(),
+                    });
+                }
+                fallbacks.push(handler);
             }
             Binding::MessageType | Binding::Manifest(_) => {
                 let (key, shown, tokens) = match &handler.binding {
@@ -93,25 +119,40 @@ pub(crate) fn check(listener: &Listener, errors: &mut Errors) -> Consumer {
                         (format!("type {text}"), format!("`{text}`"), ty)
                     }
                 };
-                if let Some(first) = seen.get(&key) {
-                    errors.spanned(
-                        tokens,
-                        format_args!(
-                            "{shown} is already handled by `{first}`; a consumer has one handler \
-                             per manifest: merge the two handlers, or move one to another consumer"
-                        ),
-                    );
-                } else {
-                    seen.insert(key, handler.ident.clone());
-                    handlers.push(handler);
+                let message = |first: &Ident| {
+                    format!(
+                        "{shown} is already handled by `{first}`; a consumer has one handler \
+                         per manifest: merge the two handlers, or move one to another consumer"
+                    )
+                };
+                let earlier = seen.entry(key).or_default();
+                if let Some((first, _)) = earlier
+                    .iter()
+                    .find(|(_, cfg)| cfg.key() == handler.cfg.key())
+                {
+                    errors.spanned(tokens, message(first));
+                    continue;
                 }
+                // Under different configurations, the two are duplicates only where both are
+                // compiled.
+                for (first, cfg) in earlier.iter() {
+                    let both = cfg.and(&handler.cfg);
+                    conflicts.push(Conflict {
+                        cfg: both.clone(),
+                        error: syn::Error::new_spanned(&tokens, message(first)).to_compile_error(),
+                    });
+                    handler.duplicates.push(both);
+                }
+                earlier.push((handler.ident.clone(), handler.cfg.clone()));
+                handlers.push(handler);
             }
         }
     }
     Consumer {
         name,
         handlers,
-        fallback,
+        fallbacks,
+        conflicts,
     }
 }
 
@@ -129,7 +170,7 @@ fn type_name(ty: &Type) -> String {
 
 /// Checks one method; `None` if it is skipped or malformed.
 fn check_method(method: &Method, errors: &mut Errors) -> Option<Handler> {
-    let Method { sig, options } = method;
+    let Method { sig, options, cfg } = method;
     if let Some(skip) = &options.skip {
         if let Some(manifest) = &options.manifest {
             errors.spanned(
@@ -304,6 +345,8 @@ fn check_method(method: &Method, errors: &mut Errors) -> Option<Handler> {
             ReturnType::Type(_, ty) => ty.span(),
         },
         binding,
+        cfg: cfg.clone(),
+        duplicates: Vec::new(),
     })
 }
 
