@@ -1,6 +1,6 @@
 //! The `Consumer` impl of a checked listener. Produces no errors of its own.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Generics, Type, parse_quote};
@@ -305,9 +305,22 @@ fn route(index: usize, handler: &Handler, generic: bool) -> Route {
 
 /// Decoding into a type that only needs `DeserializeOwned`, spanned at the type.
 fn decode_with_serde(ty: &Type) -> TokenStream {
-    quote_spanned! {ty.span()=>
+    let rebind = rebind_ctx(ty.span());
+    let decode = quote_spanned! {ty.span()=>
         ::melange::__private::MessageContext::decode::<#ty>(&__melange_ctx)
-    }
+    };
+    quote!({ #rebind #decode })
+}
+
+/// Binds `__melange_ctx` again with the hygiene of `span`, for code spanned there to name it.
+///
+/// Generated code is spanned at the user's types so that errors point there, but an identifier
+/// also takes its span's hygiene: when the listener is written in a `macro_rules!` macro and the
+/// type is one of its fragments, a local declared by `quote!` (call-site hygiene) is not found
+/// under the type's span. The context is `Copy` (two references): binding it again costs nothing.
+fn rebind_ctx(span: Span) -> TokenStream {
+    let ctx = Ident::new("__melange_ctx", span);
+    quote!(let #ctx = __melange_ctx;)
 }
 
 /// Decodes, calls the handler and returns its outcome.
@@ -341,17 +354,27 @@ fn call_handler(consumer: &str, handler: &Handler, route: &Route) -> TokenStream
     };
     let method = &handler.ident;
     let handler_name = format!("{consumer}::{method}");
-    let context = handler
+    // Spanned at the context's type: a mismatched one is reported there.
+    let (context_ctx, context) = handler
         .context
         .as_ref()
-        .map(|ty| quote_spanned!(ty.span()=> , __melange_ctx));
-    // Spanned at the return type: an unsupported one is reported there.
+        .map(|ty| {
+            (
+                rebind_ctx(ty.span()),
+                quote_spanned!(ty.span()=> , __melange_ctx),
+            )
+        })
+        .unzip();
+    // Spanned at the return type: an unsupported one is reported there. The outcome is declared
+    // with the same span, so with the same hygiene (see `rebind_ctx`).
+    let outcome = Ident::new("__melange_outcome", handler.output);
     let result = quote_spanned! {handler.output=>
-        ::melange::__private::handler_result(#handler_name, __melange_outcome)
+        ::melange::__private::handler_result(#handler_name, #outcome)
     };
     quote! {
         let __melange_message = #decode;
-        let __melange_outcome = Self::#method(self, __melange_message #context).await;
+        #context_ctx
+        let #outcome = Self::#method(self, __melange_message #context).await;
         return #result;
     }
 }
