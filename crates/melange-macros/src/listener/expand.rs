@@ -68,9 +68,27 @@ pub(crate) fn consumer_impl(listener: &Listener, consumer: &Consumer) -> TokenSt
         };
         check
     });
-    // Non-generic consumers are checked where they are defined; generic ones when used.
+    // Non-generic consumers are checked where they are defined; generic ones when used. A
+    // message type that names `Self` can only be named inside an impl of the type: there, the
+    // check is an associated constant of a trait private to this expansion, which a constant
+    // next to it evaluates.
+    let names_self = consumer.handlers.iter().any(|handler| {
+        matches!(handler.binding, Binding::MessageType) && mentions_self(&handler.message)
+    });
     let (module_check, consume_check) = match duplicate_check {
         Some(check) if generic => (None, Some(quote!(const { #check };))),
+        Some(check) if names_self => (
+            Some(quote! {
+                trait __MelangeDistinctManifests {
+                    const CHECK: ();
+                }
+                impl #impl_generics __MelangeDistinctManifests for #self_ty #where_clause {
+                    const CHECK: () = #check;
+                }
+                const _: () = <#self_ty as __MelangeDistinctManifests>::CHECK;
+            }),
+            None,
+        ),
         Some(check) => (Some(quote!(const _: () = #check;)), None),
         None => (None, None),
     };

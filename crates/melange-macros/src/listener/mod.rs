@@ -124,6 +124,25 @@ mod tests {
     }
 
     #[test]
+    fn message_types_naming_self_are_checked_inside_an_impl() {
+        let file = expand_to_file(quote! {
+            impl Orders {
+                async fn on_created(&self, event: <Self as Schema>::Created) {}
+                async fn on_refund(&self, event: Refund) {}
+            }
+        });
+        let text = quote!(#file).to_string();
+        assert!(
+            text.contains("impl __MelangeDistinctManifests for Orders"),
+            "{text}"
+        );
+        assert!(
+            text.contains("const _ : () = < Orders as __MelangeDistinctManifests > :: CHECK ;"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn on_error_keeps_the_item_and_a_stand_in() {
         let file = expand_to_file(quote! {
             impl Orders {
