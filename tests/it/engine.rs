@@ -1288,3 +1288,37 @@ async fn a_failure_left_to_the_visibility_timeout_is_reported_as_retried() {
     // Received at 0 with a 30 s timeout, failed at 5 s.
     assert_eq!(retry_in, Some(Duration::from_secs(25)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_undecodable_message_names_the_consumer_that_could_not_decode_it() {
+    let backend = backend_with_queue(Duration::from_secs(30)).await;
+    backend
+        .publish_to_queue(
+            QUEUE,
+            OutgoingMessage::new("{not json", "Job".to_owned(), 1),
+        )
+        .await
+        .unwrap();
+    let worker = Arc::new(Worker::default());
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let recorded = reasons.clone();
+    let summary = handler(
+        &worker,
+        backend.clone(),
+        ConsumerOptions::default().undecodable(PoisonOutcome::Discard),
+    )
+    .on_event(move |event| {
+        if let ConsumerEvent::Poison { reason, .. } = event {
+            recorded.lock().unwrap().push(reason.to_string());
+        }
+    })
+    .drain(QUEUE)
+    .await
+    .unwrap();
+    assert_eq!(summary.poison, 1);
+    let reasons = reasons.lock().unwrap().clone();
+    assert!(
+        reasons.len() == 1 && reasons[0].contains("consumer `Worker`"),
+        "{reasons:?}"
+    );
+}

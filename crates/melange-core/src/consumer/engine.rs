@@ -64,8 +64,15 @@ pub(crate) struct Engine<C, B> {
 #[derive(Debug)]
 enum Outcome {
     Succeeded,
-    Failed { error: ConsumeError, retry: Retry },
-    Undecodable { error: ConsumeError },
+    Failed {
+        error: ConsumeError,
+        retry: Retry,
+    },
+    /// No consumer failed, but `consumer` could not decode the message.
+    Undecodable {
+        consumer: &'static str,
+        error: ConsumeError,
+    },
 }
 
 struct Processed {
@@ -214,7 +221,7 @@ impl<C: Consumer, B: MessagingBackend> Engine<C, B> {
             };
             if let ConsumeError::Decode(_) = error {
                 tracing::error!(consumer = consumer.name(), %error, "cannot decode message");
-                undecodable.get_or_insert(error);
+                undecodable.get_or_insert((consumer.name(), error));
                 continue;
             }
             tracing::error!(consumer = consumer.name(), %error, "handler failed");
@@ -235,7 +242,7 @@ impl<C: Consumer, B: MessagingBackend> Engine<C, B> {
         }
         let outcome = match (failure, undecodable) {
             (Some((error, retry)), _) => Outcome::Failed { error, retry },
-            (None, Some(error)) => Outcome::Undecodable { error },
+            (None, Some((consumer, error))) => Outcome::Undecodable { consumer, error },
             (None, None) => Outcome::Succeeded,
         };
         Processed {
@@ -864,8 +871,10 @@ impl<'e, C: Consumer, B: MessagingBackend> Run<'e, C, B> {
                 self.acknowledge(lease.receipt.clone());
                 Left::Yes
             }
-            Outcome::Undecodable { error } => {
-                let reason = error.to_string();
+            Outcome::Undecodable { consumer, error } => {
+                // The reason goes to the logs and hook: name the consumer that could not
+                // decode it (several on one queue may expect different types).
+                let reason = format!("consumer `{consumer}`: {error}");
                 // Reference-counted ids: the envelope itself moves into `poison`.
                 let (message_id, manifest) =
                     (envelope.message_id.clone(), envelope.manifest.clone());
