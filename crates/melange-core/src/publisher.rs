@@ -77,16 +77,16 @@ pub enum PublishError {
     Backend(#[from] BackendError),
 }
 
-/// Serializes a message for `target` with its options.
+/// Serializes a message with its options; `fifo`: for a FIFO queue or topic.
 fn encode<T: Message>(
     serializers: &SerializerRegistry,
-    target: &str,
+    fifo: bool,
     message: &T,
     options: PublishOptions,
 ) -> Result<OutgoingMessage, SerializationError> {
     let mut outgoing = serializers.serialize(message)?;
     options.apply(&mut outgoing);
-    if outgoing.deduplication_id.is_none() && is_fifo_name(target) {
+    if fifo && outgoing.deduplication_id.is_none() {
         outgoing.deduplication_id = Some(fresh_deduplication_id());
     }
     Ok(outgoing)
@@ -101,8 +101,9 @@ fn encode_all<'m, T: Message>(
     // times per batch; reserve once instead.
     let messages = messages.into_iter();
     let mut outgoing = Vec::with_capacity(messages.size_hint().0);
+    let fifo = is_fifo_name(target);
     for (message, options) in messages {
-        outgoing.push(encode(serializers, target, message, options)?);
+        outgoing.push(encode(serializers, fifo, message, options)?);
     }
     Ok(outgoing)
 }
@@ -166,7 +167,7 @@ impl<B: MessagingBackend> QueuePublisher<B> {
         message: &T,
         options: PublishOptions,
     ) -> Result<String, PublishError> {
-        let outgoing = encode(&self.serializers, queue, message, options)?;
+        let outgoing = encode(&self.serializers, is_fifo_name(queue), message, options)?;
         Ok(self.backend.publish_to_queue(queue, outgoing).await?)
     }
 
@@ -226,7 +227,7 @@ impl<B: MessagingBackend> TopicPublisher<B> {
         message: &T,
         options: PublishOptions,
     ) -> Result<String, PublishError> {
-        let outgoing = encode(&self.serializers, topic, message, options)?;
+        let outgoing = encode(&self.serializers, is_fifo_name(topic), message, options)?;
         Ok(self.backend.publish_to_topic(topic, outgoing).await?)
     }
 

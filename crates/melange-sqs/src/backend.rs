@@ -948,8 +948,13 @@ fn visibility_seconds(timeout: Duration, target: Target<'_>) -> Result<i32, Back
             ),
         ));
     }
-    let seconds = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
-    i32::try_from(seconds).map_err(|_| invalid(target, "visibility timeout out of range"))
+    i32::try_from(whole_seconds_up(timeout))
+        .map_err(|_| invalid(target, "visibility timeout out of range"))
+}
+
+/// A duration in the whole seconds SQS counts, rounded up.
+fn whole_seconds_up(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
 /// Turns one received SQS message into an envelope, or a malformed message that can still be
@@ -1346,9 +1351,8 @@ impl MessagingBackend for SqsBackend {
         // SQS waits whole seconds. A fraction is rounded up: rounded down to zero it would be
         // a short poll, which on an empty queue comes back at once (a loop of them spins) and
         // may come back empty while messages wait (one ends a loop stopping when idle).
-        let wait = options.wait_time;
-        let wait_seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let wait_seconds = i32::try_from(wait_seconds.min(MAX_WAIT_TIME_SECONDS)).unwrap_or(20);
+        let wait_seconds = whole_seconds_up(options.wait_time).min(MAX_WAIT_TIME_SECONDS);
+        let wait_seconds = i32::try_from(wait_seconds).unwrap_or(20);
         let visibility = options
             .visibility_timeout
             .map(|timeout| visibility_seconds(timeout, target))
